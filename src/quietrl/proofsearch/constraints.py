@@ -1,0 +1,848 @@
+"""Constraint systems (slice B, in part): nodes, edges, ordering, goals, formulas, ``simplify`` and ``solve``.
+
+What is here: the data of a constraint system and the formula part of Tamarin's ``simplify``: existential
+instantiation, conjunction splitting, action atoms becoming action goals (``K(m) @ #j`` becoming an
+``isend`` node whose premise is the goal ``!KU( m ) @ #vk``), ordering atoms, equations solved by
+unification modulo E, disjunctions becoming disjunction goals, guarded universals instantiated with every
+matching action (S_∀), the S_@ rule when exactly one protocol rule variant can produce an action, and the
+contradictions ``from formulas`` and ``cyclic``; and ``solve`` for premise, protocol-action and
+disjunction goals, and the contradiction ``node #j after last node #i``. KU goals are solved only in
+part (construction ``c_f``; extraction from a sent message by unpairing and destructor equations) and every
+such case is flagged ``exhaustive=False``, so that no verdict rests on a closure below it. Not yet here
+(NotImplementedError names it): split goals for several E-unifiers, KD chains, intruder-generated fresh
+names, sources. Induction lives in :mod:`~quietrl.proofsearch.system`.
+Unique ``Fr`` instances (DG4) and single uses of linear conclusions (DG3) are enforced by merging nodes. Without these, a system with no open goal is only a trace *candidate*.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from quietrl.proofsearch import terms as T
+from quietrl.proofsearch.formulas import conjuncts, show
+from quietrl.proofsearch.types import (
+    Action,
+    Bool,
+    Conn,
+    Equal,
+    Fact,
+    Formula,
+    Last,
+    Less,
+    Name,
+    Not,
+    Quant,
+    Rule,
+    Sort,
+    Term,
+    Theory,
+    Var,
+)
+from quietrl.proofsearch.variants import rule_variants
+
+SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+# ---------------------------------------------------------------- goals
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionGoal:
+    node: Var
+    fact: Fact
+
+    @property
+    def text(self) -> str:
+        bang = "!" if self.fact.name in ("KU", "KD") else ""
+        return f"{bang}{_fact_text(self.fact)} @ {self.node}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PremiseGoal:
+    node: Var
+    index: int
+    fact: Fact
+
+    @property
+    def text(self) -> str:
+        bang = "!" if self.fact.persistent else ""
+        return f"{bang}{_fact_text(self.fact)} ▶{str(self.index).translate(SUBSCRIPT)} {self.node}"
+
+
+@dataclasses.dataclass(frozen=True)
+class DisjGoal:
+    disjuncts: tuple[Formula, ...]
+
+    @property
+    def text(self) -> str:
+        return "  ∥ ".join(f"({show(d)})" for d in self.disjuncts)
+
+
+GoalT = ActionGoal | PremiseGoal | DisjGoal
+
+
+def _fact_text(f: Fact) -> str:
+    return f"{f.name}( " + ", ".join(map(str, f.args)) + " )"
+
+
+def goal_kind(g: GoalT) -> str:
+    return {ActionGoal: "action", PremiseGoal: "premise", DisjGoal: "disjunction"}[type(g)]
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleInstance:
+    """A rule instance placed at a node (protocol rule variant or intruder rule such as ``isend``)."""
+
+    name: str
+    premises: tuple[Fact, ...]
+    actions: tuple[Fact, ...]
+    conclusions: tuple[Fact, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraints:
+    """An immutable constraint system. ``goals`` are (goal, age, solved) in age order."""
+
+    nodes: tuple[tuple[Var, RuleInstance], ...] = ()
+    less: tuple[tuple[Var, Var], ...] = ()
+    last: Var | None = None
+    formulas: tuple[Formula, ...] = ()         # open formulas (guarded universals, negated atoms)
+    solved_formulas: tuple[Formula, ...] = ()  # instantiations already done (S_∀ bookkeeping)
+    goals: tuple[tuple[GoalT, int, bool], ...] = ()
+    next_age: int = 0
+    contradiction: str | None = None
+    # (source node, conclusion index) -> (target node, premise index)
+    edges: tuple[tuple[tuple[Var, int], tuple[Var, int]], ...] = ()
+    # False once an intruder (KU) step produced this system: its cases are not known to be exhaustive yet,
+    # so no closure below it may support a verdict (found traces are replayed and still count).
+    exhaustive: bool = True
+
+    def open_goals(self) -> list[GoalT]:
+        """Unsolved goals in age order, including KU goals the intruder satisfies trivially."""
+        return [g for g, _, solved in self.goals if not solved]
+
+    def offered_goals(self) -> list[GoalT]:
+        """Open goals that a proof method must solve: Tamarin offers no KU goal on a message variable
+        (the intruder may choose any message there) or on a public name or nullary public symbol."""
+        fresh = {v for _, inst in self.nodes for p in inst.premises if p.name == "Fr"
+                 for v in T.vars_of(p.args[0])}
+        return [g for g in self.open_goals() if not _trivial_ku(g, fresh)]
+
+
+def _trivial_ku(g, fresh: set) -> bool:
+    if not (isinstance(g, ActionGoal) and g.fact.name == "KU"):
+        return False
+    m = g.fact.args[0]
+    if isinstance(m, Var):
+        # A message variable is any message the intruder likes, unless a Fr premise makes it a fresh name.
+        return m.sort in (Sort.MSG, Sort.PUB) and m not in fresh
+    if isinstance(m, Name):
+        return m.sort is Sort.PUB
+    return isinstance(m, T.App) and not m.args
+
+
+class Unsupported(NotImplementedError):
+    """A constraint the solver of this slice cannot handle yet."""
+
+
+# ---------------------------------------------------------------- mutable work area
+
+
+_THEORY_CACHE: dict[int, tuple[Theory, T.RewriteSystem, dict[str, list[Rule]]]] = {}
+
+
+def _theory_tools(theory: Theory) -> tuple[T.RewriteSystem, dict[str, list[Rule]]]:
+    """Rewrite system and rule variants of a theory, computed once per theory object."""
+    hit = _THEORY_CACHE.get(id(theory))
+    if hit is None or hit[0] is not theory:
+        R = T.RewriteSystem(theory.signature.equations)
+        variants = {r.name: rule_variants(r, theory.signature, R) for r in theory.rules}
+        if len(_THEORY_CACHE) > 64:
+            _THEORY_CACHE.clear()
+        hit = _THEORY_CACHE[id(theory)] = (theory, R, variants)
+    return hit[1], hit[2]
+
+
+class _Work:
+    def __init__(self, theory: Theory, cs: Constraints):
+        self.theory = theory
+        self.R, self._rule_variants = _theory_tools(theory)
+        self.nodes: dict[Var, RuleInstance] = dict(cs.nodes)
+        self.less: list[tuple[Var, Var]] = list(cs.less)
+        self.last = cs.last
+        self.formulas: list[Formula] = list(cs.formulas)
+        self.solved_formulas: list[Formula] = list(cs.solved_formulas)
+        self.goals: dict[GoalT, list] = {g: [age, solved] for g, age, solved in cs.goals}
+        self.next_age = cs.next_age
+        self.contradiction = cs.contradiction
+        self.edges: list[tuple[tuple[Var, int], tuple[Var, int]]] = list(cs.edges)
+        self.exhaustive = cs.exhaustive
+        # Names in use per (name, sort): Tamarin's ~x, $x and x are different variables.
+        self.used: dict[tuple[str, Sort], int] = {}
+        for v in self._all_vars():
+            key = (v.name, v.sort)
+            self.used[key] = max(self.used.get(key, -1), v.idx)
+
+    # -- bookkeeping
+    def _all_vars(self) -> Iterable[Var]:
+        for n, inst in self.nodes.items():
+            yield n
+            for f in inst.premises + inst.actions + inst.conclusions:
+                yield from T.vars_of_all(f.args)
+        for a, b in self.less:
+            yield a
+            yield b
+        for g in self.goals:
+            if isinstance(g, (ActionGoal, PremiseGoal)):
+                yield g.node
+                yield from T.vars_of_all(g.fact.args)
+
+    def fresh(self, name: str, sort: Sort) -> Var:
+        idx = self.used.get((name, sort), -1) + 1
+        self.used[(name, sort)] = idx
+        return Var(name, idx, sort)
+
+    def reserve(self, v: Var) -> Var:
+        """Keep a formula's variable name if unused, else rename it apart."""
+        if (v.name, v.sort) not in self.used:
+            self.used[(v.name, v.sort)] = v.idx
+            return v
+        return self.fresh(v.name, v.sort)
+
+    def add_goal(self, g: GoalT, solved: bool = False) -> None:
+        if isinstance(g, ActionGoal) and g.fact.name == "KU" and isinstance(g.fact.args[0], T.App) \
+                and g.fact.args[0].fun == T.PAIR_FUN:
+            # KU of a pair is never a goal: its components are, at earlier time points.
+            for part in g.fact.args[0].args:
+                vk = self.fresh("vk", Sort.NODE)
+                self.less.append((vk, g.node))
+                self.add_goal(ActionGoal(vk, Fact("KU", (part,))), solved)
+            return
+        if g in self.goals:
+            entry = self.goals[g]
+            entry[1] = entry[1] or solved
+            return
+        self.goals[g] = [self.next_age, solved]
+        self.next_age += 1
+
+    def contradict(self, reason: str) -> None:
+        if self.contradiction is None:
+            self.contradiction = reason
+
+    def variants(self) -> dict[str, list[Rule]]:
+        return self._rule_variants
+
+    # -- substitution of the whole system
+    def substitute(self, s: T.Subst) -> None:
+        if not s:
+            return
+
+        def fact(f: Fact) -> Fact:
+            return Fact(f.name, tuple(self.R.normalize(T.apply(a, s)) for a in f.args), f.persistent,
+                        f.annotations, f.pos)
+
+        def node(v: Var) -> Var:
+            t = s.get(v, v)
+            assert isinstance(t, Var)
+            return t
+
+        self.nodes = {node(n): RuleInstance(i.name, tuple(map(fact, i.premises)), tuple(map(fact, i.actions)),
+                                            tuple(map(fact, i.conclusions))) for n, i in self.nodes.items()}
+        self.less = [(node(a), node(b)) for a, b in self.less]
+        self.edges = [((node(a), i), (node(b), j)) for (a, i), (b, j) in self.edges]
+        self.last = node(self.last) if self.last is not None else None
+        self.formulas = [_subst_formula(f, s) for f in self.formulas]
+        self.solved_formulas = [_subst_formula(f, s) for f in self.solved_formulas]
+        new_goals: dict[GoalT, list] = {}
+        for g, (age, solved) in self.goals.items():
+            if isinstance(g, ActionGoal):
+                g2: GoalT = ActionGoal(node(g.node), fact(g.fact))
+            elif isinstance(g, PremiseGoal):
+                g2 = PremiseGoal(node(g.node), g.index, fact(g.fact))
+            else:
+                g2 = DisjGoal(tuple(_subst_formula(d, s) for d in g.disjuncts))
+            if g2 in new_goals:  # merged goals keep the smaller age, solved flags are OR-ed
+                old = new_goals[g2]
+                new_goals[g2] = [min(old[0], age), old[1] or solved]
+            else:
+                new_goals[g2] = [age, solved]
+        self.goals = new_goals
+
+    # -- formulas
+    def add_formula(self, f: Formula) -> None:
+        if self.contradiction:
+            return
+        if isinstance(f, Bool):
+            if not f.value:
+                self.contradict("from formulas")
+            return
+        if isinstance(f, Conn):
+            if f.op == "&":
+                self.add_formula(f.left)
+                self.add_formula(f.right)
+                return
+            if f.op == "|":
+                self.add_goal(DisjGoal(tuple(_disjuncts(f))))
+                return
+            raise Unsupported(f"connective {f.op} in a guarded formula")
+        if isinstance(f, Quant):
+            if f.kind == "Ex":
+                ren = {v: self.reserve(v) for v in f.vars}
+                self.add_formula(_subst_formula(f.body, {k: v for k, v in ren.items() if k != v}))
+            else:
+                if f not in self.formulas:
+                    self.formulas.append(f)
+                self.saturate_universals()
+            return
+        if isinstance(f, Action):
+            self.add_action(f.node, f.fact)
+            return
+        if isinstance(f, Less):
+            if (f.left, f.right) not in self.less:
+                self.less.append((f.left, f.right))
+            return
+        if isinstance(f, Last):
+            if self.last is not None and self.last != f.node:
+                self.equate_nodes(self.last, f.node)
+            self.last = f.node
+            return
+        if isinstance(f, Equal):
+            if isinstance(f.left, Var) and f.left.sort is Sort.NODE:
+                self.equate_nodes(f.left, f.right)
+                return
+            unifiers = self.R.unify(f.left, f.right)
+            if not unifiers:
+                self.contradict("from formulas")
+            elif len(unifiers) == 1:
+                self.substitute(unifiers[0])
+            else:
+                raise Unsupported("an equation with several E-unifiers (split goals are not implemented yet)")
+            return
+        if isinstance(f, Not):
+            a = f.body
+            if isinstance(a, Equal) and isinstance(a.left, Var) and a.left.sort is Sort.NODE:
+                # Distinct time points are ordered one way or the other.
+                self.add_goal(DisjGoal((Less(a.left, a.right), Less(a.right, a.left))))
+                return
+            if f not in self.formulas:
+                self.formulas.append(f)
+            return
+        raise AssertionError(f)
+
+    def equate_nodes(self, a, b) -> None:
+        s = T.unify1(a, b)
+        if s is None:
+            self.contradict("from formulas")
+            return
+        self.substitute(s)
+
+    def add_action(self, node: Var, fact: Fact) -> None:
+        self.add_goal(ActionGoal(node, fact))
+
+    # -- nodes
+    def place(self, node: Var, inst: RuleInstance) -> None:
+        if node in self.nodes:
+            if self.nodes[node] != inst:
+                raise Unsupported("merging two rule instances at one node")
+            return
+        self.nodes[node] = inst
+        for i, p in enumerate(inst.premises):
+            if p.name == "Fr":
+                continue  # fresh premises are solved by the unique Fr instance of their name
+            if p.name in ("In", "KU"):
+                vk = self.fresh("vk", Sort.NODE)
+                self.add_goal(ActionGoal(vk, Fact("KU", p.args)))
+                self.less.append((vk, node))
+                continue
+            self.add_goal(PremiseGoal(node, i, p))
+        # Actions placed at a node satisfy action goals there.
+        for g, entry in list(self.goals.items()):
+            if isinstance(g, ActionGoal) and g.node == node and not entry[1] and g.fact in inst.actions:
+                entry[1] = True
+        self.saturate_universals()
+
+    def renamed_instance(self, rule: Rule) -> RuleInstance:
+        ren: T.Subst = {}
+        for f in rule.premises + rule.actions + rule.conclusions:
+            for v in T.vars_of_all(f.args):
+                if v not in ren:
+                    ren[v] = self.fresh(v.name, v.sort)
+
+        def fact(f: Fact) -> Fact:
+            return Fact(f.name, tuple(T.apply(a, ren) for a in f.args), f.persistent, f.annotations, f.pos)
+
+        return RuleInstance(rule.name, tuple(map(fact, rule.premises)), tuple(map(fact, rule.actions)),
+                            tuple(map(fact, rule.conclusions)))
+
+    def unique_action_rules(self) -> bool:
+        """S_@ when exactly one rule variant can produce an open action goal; True if something changed."""
+        for g, entry in list(self.goals.items()):
+            if entry[1] or not isinstance(g, ActionGoal) or g.fact.name in ("KU", "KD"):
+                continue
+            if g.fact.name == "K" and g.node not in self.nodes:
+                # K(m) @ #j is the isend action: #j is an isend node whose KU premise is an earlier KU goal.
+                m = g.fact.args[0]
+                entry[1] = True
+                self.place(g.node, RuleInstance("isend", (Fact("KU", (m,)),), (Fact("K", (m,)),),
+                                                (Fact("In", (m,)),)))
+                return True
+            if g.node in self.nodes:
+                inst = self.nodes[g.node]
+                cands = [a for a in inst.actions if T.unify1(a_key(a), a_key(g.fact)) is not None]
+                if not cands:
+                    self.contradict("from formulas")
+                    return True
+                if len(cands) == 1:
+                    s = T.unify1(a_key(cands[0]), a_key(g.fact))
+                    entry[1] = True
+                    self.substitute(s)
+                    return True
+                continue
+            # Test every variant renamed far apart (consuming no names); rename for real only the one used.
+            off = max(self.used.values(), default=0) + 1000
+            options = []
+            for variants in self.variants().values():
+                for v in variants:
+                    for a in v.actions:
+                        probe = Fact(a.name, tuple(T.shift_vars(t, off) for t in a.args))
+                        if T.unify1(a_key(probe), a_key(g.fact)) is not None:
+                            options.append((v, a))
+            if len(options) == 1:
+                rule, _ = options[0]
+                inst = self.renamed_instance(rule)
+                a = next(x for x in inst.actions
+                         if T.unify1(a_key(x), a_key(g.fact)) is not None)
+                s = T.unify1(a_key(a), a_key(g.fact))
+                entry[1] = True
+                self.substitute(s)
+                self.place(g.node, _subst_inst(inst, s))
+                return True
+            if not options:
+                self.contradict("from formulas")
+                return True
+        return False
+
+    def merge_fresh(self) -> bool | None:
+        """DG4: a fresh name is created once, so two nodes with ``Fr(t)`` premises are one node.
+
+        Returns True if two nodes were merged, False if none needed merging, None if a merge failed
+        (different rules or clashing terms: the case dies).
+        """
+        seen: dict[Term, Var] = {}
+        for n, inst in sorted(self.nodes.items(), key=lambda kv: (kv[0].name, kv[0].idx)):
+            for p in inst.premises:
+                if p.name != "Fr":
+                    continue
+                other = seen.get(p.args[0])
+                if other is None or other == n:
+                    seen[p.args[0]] = n
+                    continue
+                return self.merge_nodes(other, n)
+        # DG3: a linear conclusion feeds at most one premise.
+        targets: dict[tuple[Var, int], tuple[Var, int]] = {}
+        for src, dst in self.edges:
+            conc = self.nodes[src[0]].conclusions[src[1]] if src[0] in self.nodes else None
+            if conc is None or conc.persistent:
+                continue
+            old = targets.setdefault(src, dst)
+            if old != dst:
+                if old[1] != dst[1]:
+                    return None
+                return self.merge_nodes(old[0], dst[0])
+        return False
+
+    def merge_nodes(self, keep: Var, drop: Var) -> bool | None:
+        """Identify two node variables (their rule instances must unify); None if they cannot be one node."""
+        a, b = self.nodes[keep], self.nodes[drop]
+        fa, fb = a.premises + a.actions + a.conclusions, b.premises + b.actions + b.conclusions
+        if a.name != b.name or len(fa) != len(fb) or len(a.premises) != len(b.premises):
+            return None
+        s = T.unify([(a_key(x), a_key(y)) for x, y in zip(fa, fb)] + [(keep, drop)])
+        if s is None:
+            return None
+        del self.nodes[drop]
+        self.substitute(s)
+        return True
+
+    # -- universals
+    def actions_available(self) -> list[tuple[Var, Fact]]:
+        acts = [(n, a) for n, inst in self.nodes.items() for a in inst.actions]
+        acts += [(g.node, g.fact) for g in self.goals if isinstance(g, ActionGoal)]
+        seen: dict = {}
+        for x in acts:
+            seen.setdefault(x, None)
+        return list(seen)
+
+    def saturate_universals(self) -> None:
+        """S_∀: instantiate every guarded universal with every combination of matching actions."""
+        done = set(self.solved_formulas)
+        changed = True
+        while changed and not self.contradiction:
+            changed = False
+            by_name: dict[str, list[tuple[Var, Fact]]] = {}
+            for node, fact in self.actions_available():
+                by_name.setdefault(fact.name, []).append((node, fact))
+            for f in list(self.formulas):
+                if not (isinstance(f, Quant) and f.kind == "All"):
+                    continue
+                body = f.body
+                assert isinstance(body, Conn) and body.op == "==>"
+                guards = [c for c in conjuncts(body.left) if isinstance(c, Action)]
+                bound = frozenset(f.vars)
+                for s in _join(guards, by_name, bound, {}):
+                    inst = _subst_formula(body.right, {k: v for k, v in s.items() if k in bound})
+                    key = Conn("&", f, inst)
+                    if key in done:
+                        continue
+                    done.add(key)
+                    self.solved_formulas.append(key)
+                    changed = True
+                    self.add_formula(inst)
+                    if self.contradiction:
+                        return
+                    break  # the system changed: recompute the available actions
+
+    # -- contradictions
+    def check(self) -> None:
+        if self.contradiction:
+            return
+        succ: dict[Var, set[Var]] = {}
+        for a, b in self.less + [(a, b) for (a, _), (b, _) in self.edges]:
+            succ.setdefault(a, set()).add(b)
+        if _has_cycle(succ):
+            self.contradict("cyclic")
+            return
+        if self.last is not None:
+            later = sorted((n for n in _reach_set(succ, self.last)), key=lambda v: (v.name, v.idx))
+            if later:
+                self.contradict(f"node {later[0]} after last node {self.last}")
+                return
+        for f in self.formulas:
+            if isinstance(f, Not):
+                a = f.body
+                if isinstance(a, Less) and _reaches(succ, a.left, a.right):
+                    self.contradict("from formulas")
+                elif isinstance(a, Equal) and a.left == a.right:
+                    self.contradict("from formulas")
+                elif isinstance(a, Last) and self.last == a.node:
+                    self.contradict("from formulas")
+
+    def freeze(self) -> Constraints:
+        goals = sorted(((g, age, solved) for g, (age, solved) in self.goals.items()), key=lambda x: x[1])
+        return Constraints(
+            nodes=tuple(sorted(self.nodes.items(), key=lambda kv: (kv[0].name, kv[0].idx))),
+            less=tuple(dict.fromkeys(self.less)), last=self.last, formulas=tuple(self.formulas),
+            solved_formulas=tuple(self.solved_formulas), goals=tuple(goals), next_age=self.next_age,
+            contradiction=self.contradiction, edges=tuple(dict.fromkeys(self.edges)), exhaustive=self.exhaustive)
+
+
+def _subst_inst(inst: RuleInstance, s: T.Subst) -> RuleInstance:
+    def fact(f: Fact) -> Fact:
+        return Fact(f.name, tuple(T.apply(a, s) for a in f.args), f.persistent, f.annotations, f.pos)
+
+    return RuleInstance(inst.name, tuple(map(fact, inst.premises)), tuple(map(fact, inst.actions)),
+                        tuple(map(fact, inst.conclusions)))
+
+
+def a_key(f: Fact) -> Term:
+    return T.App(f"{f.name}/{len(f.args)}", f.args)
+
+
+def _join(guards: list[Action], by_name: dict[str, list[tuple[Var, Fact]]], bound: frozenset[Var],
+          s: T.Subst):
+    """All matches of the guard atoms against available actions (variables free in the formula are constants)."""
+    if not guards:
+        yield s
+        return
+    g, rest = guards[0], guards[1:]
+    pattern = T.bundle([g.node, *g.fact.args])
+    for node, fact in by_name.get(g.fact.name, ()):
+        if len(fact.args) != len(g.fact.args):
+            continue
+        m = T.match(pattern, T.bundle([node, *fact.args]), s)
+        if m is None or any(k not in bound and v != k for k, v in m.items()):
+            continue
+        yield from _join(rest, by_name, bound, m)
+
+
+def _disjuncts(f: Formula) -> list[Formula]:
+    if isinstance(f, Conn) and f.op == "|":
+        return _disjuncts(f.left) + _disjuncts(f.right)
+    return [f]
+
+
+def _reaches(succ: dict[Var, set[Var]], a: Var, b: Var) -> bool:
+    stack, seen = [a], set()
+    while stack:
+        x = stack.pop()
+        for y in succ.get(x, ()):
+            if y == b:
+                return True
+            if y not in seen:
+                seen.add(y)
+                stack.append(y)
+    return False
+
+
+def _reach_set(succ: dict[Var, set[Var]], a: Var) -> set[Var]:
+    seen: set[Var] = set()
+    stack = [a]
+    while stack:
+        for y in succ.get(stack.pop(), ()):
+            if y not in seen:
+                seen.add(y)
+                stack.append(y)
+    return seen
+
+
+def _has_cycle(succ: dict[Var, set[Var]]) -> bool:
+    return any(_reaches(succ, a, a) for a in succ)
+
+
+def _subst_formula(f: Formula, s: T.Subst) -> Formula:
+    if not s:
+        return f
+    if isinstance(f, Action):
+        node = s.get(f.node, f.node)
+        return Action(Fact(f.fact.name, tuple(T.apply(a, s) for a in f.fact.args)), node)
+    if isinstance(f, Less):
+        return Less(s.get(f.left, f.left), s.get(f.right, f.right))
+    if isinstance(f, Equal):
+        return Equal(T.apply(f.left, s), T.apply(f.right, s))
+    if isinstance(f, Last):
+        return Last(s.get(f.node, f.node))
+    if isinstance(f, Bool):
+        return f
+    if isinstance(f, Not):
+        return Not(_subst_formula(f.body, s))
+    if isinstance(f, Conn):
+        return Conn(f.op, _subst_formula(f.left, s), _subst_formula(f.right, s))
+    assert isinstance(f, Quant)
+    inner = {k: v for k, v in s.items() if k not in f.vars}
+    incoming = T.vars_of_all(inner.values())
+    if any(v in incoming for v in f.vars):
+        # Capture-avoiding: rename the bound variables that the substitution would capture.
+        top = max([v.idx for v in incoming] + [v.idx for v in f.vars]) + 1
+        ren = {v: Var(v.name, top, v.sort) for v in f.vars if v in incoming}
+        body = _subst_formula(f.body, ren)
+        return Quant(f.kind, tuple(ren.get(v, v) for v in f.vars), _subst_formula(body, inner))
+    return Quant(f.kind, f.vars, _subst_formula(f.body, inner))
+
+
+def _finish(w: _Work) -> Constraints | None:
+    """Simplify to a fixpoint; None when the case dies inside the step (a failed merge of Fr instances)."""
+    while not w.contradiction:
+        merged = w.merge_fresh()
+        if merged is None:
+            return None
+        if not merged and not w.unique_action_rules():
+            break
+    w.saturate_universals()
+    w.check()
+    return w.freeze()
+
+
+def simplify(theory: Theory, cs: Constraints, new_formulas: Iterable[Formula] = ()) -> Constraints:
+    """Tamarin's ``simplify`` (the parts listed in the module docstring), to a fixpoint."""
+    w = _Work(theory, cs)
+    for f in new_formulas:
+        w.add_formula(f)
+    done = _finish(w)
+    if done is None:  # two Fr instances that cannot be one node: no trace at all
+        w.contradict("from formulas")
+        return w.freeze()
+    return done
+
+
+def _mark_solved(w: _Work, g: GoalT) -> None:
+    w.goals[g][1] = True
+
+
+def solve(theory: Theory, cs: Constraints, goal: GoalT) -> list[tuple[str, Constraints]]:
+    """All surviving cases of solving ``goal``: (case name, simplified system), in Tamarin's case order.
+
+    Implemented: premise goals (a new instance of any rule variant, or an existing node, with a unifying
+    conclusion and an edge), protocol action goals (a rule variant with a unifying action placed at the
+    goal's node) and disjunction goals (``case_i`` per disjunct). KU goals raise :class:`Unsupported`.
+    """
+    if goal not in dict((g, None) for g in cs.open_goals()):
+        raise ValueError(f"goal {goal.text} is not open in this system")
+    raw: list[tuple[str, Constraints]] = []
+    if isinstance(goal, DisjGoal):
+        for i, d in enumerate(goal.disjuncts, start=1):
+            w = _Work(theory, cs)
+            _mark_solved(w, goal)
+            w.add_formula(d)
+            done = _finish(w)
+            if done is not None:
+                raw.append((f"case_{i}", done))
+        return raw  # positional names are unique already; dead cases leave gaps
+    if isinstance(goal, ActionGoal):
+        if goal.fact.name == "KD":
+            raise Unsupported("KD goals (deconstruction chains) are not implemented yet")
+        raw = _solve_ku(theory, cs, goal) if goal.fact.name == "KU" else _solve_action(theory, cs, goal)
+    else:
+        raw = _solve_premise(theory, cs, goal)
+    return _name_cases(raw)
+
+
+def _extractions(R: T.RewriteSystem, t: Term) -> list[tuple[Term, list[Term], T.Subst]]:
+    """Subterms the intruder can extract from a sent message ``t``: (subterm, side KU terms, substitution).
+
+    Unpairing, and every equation ``f(P, a2, ..) -> x`` with ``x`` inside ``P`` (``sdec``, ``adec``,
+    ``getMessage``, user destructors): when ``P`` unifies with a subterm, ``x`` is extracted and the other
+    arguments become KU side goals (the key). Each step extracts a proper subterm, so this terminates.
+    """
+    out = []
+    todo: list[tuple[Term, list[Term], T.Subst]] = [(t, [], {})]
+    while todo:
+        u, sides, th = todo.pop(0)
+        out.append((u, sides, th))
+        if isinstance(u, T.App) and u.fun == T.PAIR_FUN:
+            todo.extend((a, sides, th) for a in u.args)
+            continue
+        if not isinstance(u, T.App):
+            continue
+        for e in R.equations:
+            lhs, rhs = e.lhs, e.rhs
+            if not (isinstance(lhs, T.App) and lhs.args and isinstance(lhs.args[0], T.App)
+                    and isinstance(rhs, Var) and rhs in T.vars_of(lhs.args[0])) or lhs.fun in ("fst", "snd"):
+                continue
+            off = T.max_idx([u, *th.values()]) + 1000
+            pat = T.shift_vars(lhs, off)
+            s = T.unify([(pat.args[0], u)], th)
+            if s is None:
+                continue
+            got = T.apply(T.shift_vars(rhs, off), s)
+            new_sides = [T.apply(x, s) for x in sides] + [T.apply(a, s) for a in pat.args[1:]]
+            todo.append((got, new_sides, s))
+    return out
+
+
+def _solve_ku(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tuple[str, Constraints]]:
+    """Intruder knowledge, partially: construction ``c_f`` and extraction from a sent message.
+
+    Not exhaustive (no intruder-generated fresh names, no chains through message variables, no KD normal
+    forms), so every case is marked non-exhaustive: traces found below are replayed, closures do not count.
+    """
+    m = goal.fact.args[0]
+    out = []
+    if isinstance(m, T.App) and m.args:
+        f = theory.signature.fun(m.fun)
+        if f is not None and not f.private:
+            w = _Work(theory, cs)
+            _mark_solved(w, goal)
+            for a in m.args:
+                vk = w.fresh("vk", Sort.NODE)
+                w.less.append((vk, goal.node))
+                w.add_goal(ActionGoal(vk, Fact("KU", (a,))))
+            w.exhaustive = False
+            _keep(out, f"c_{m.fun}", _finish(w))
+    probe = _Work(theory, cs)
+    for rule in theory.rules:
+        for v in probe.variants()[rule.name]:
+            for ci, c in enumerate(v.conclusions):
+                if c.name != "Out":
+                    continue
+                n_ext = len(_extractions(probe.R, probe.renamed_instance(v).conclusions[ci].args[0]))
+                for k in range(n_ext):
+                    w = _Work(theory, cs)
+                    inst = w.renamed_instance(v)
+                    u, sides, th = _extractions(w.R, inst.conclusions[ci].args[0])[k]
+                    s = T.unify([(u, m)], th)
+                    if s is None:
+                        continue
+                    _mark_solved(w, goal)
+                    w.substitute(s)
+                    vr = w.fresh("vr", Sort.NODE)
+                    w.less.append((vr, goal.node))
+                    w.place(vr, _subst_inst(inst, s))
+                    for side in sides:
+                        vk = w.fresh("vk", Sort.NODE)
+                        w.less.append((vk, goal.node))
+                        w.add_goal(ActionGoal(vk, Fact("KU", (w.R.normalize(T.apply(side, s)),))))
+                    w.exhaustive = False
+                    _keep(out, rule.name, _finish(w))
+    return out
+
+
+def _solve_action(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tuple[str, Constraints]]:
+    out = []
+    probe_w = _Work(theory, cs)
+    if goal.node in probe_w.nodes:
+        inst = probe_w.nodes[goal.node]
+        for a in inst.actions:
+            s = T.unify1(a_key(a), a_key(goal.fact))
+            if s is None:
+                continue
+            w = _Work(theory, cs)
+            _mark_solved(w, goal)
+            w.substitute(s)
+            _keep(out, inst.name, _finish(w))
+        return out
+    for rule in theory.rules:
+        for v in probe_w.variants()[rule.name]:
+            for ai, a in enumerate(v.actions):
+                w = _Work(theory, cs)
+                inst = w.renamed_instance(v)
+                s = T.unify1(a_key(inst.actions[ai]), a_key(goal.fact))
+                if s is None:
+                    continue
+                _mark_solved(w, goal)
+                w.substitute(s)
+                w.place(goal.node, _subst_inst(inst, s))
+                _keep(out, rule.name, _finish(w))
+    return out
+
+
+def _solve_premise(theory: Theory, cs: Constraints, goal: PremiseGoal) -> list[tuple[str, Constraints]]:
+    out = []
+    fact = goal.fact
+
+    def fits(c: Fact) -> bool:
+        return c.name == fact.name and c.persistent == fact.persistent and len(c.args) == len(fact.args)
+
+    # Tamarin solves a premise with a fresh instance of each rule variant; an instance that is really an
+    # existing node is merged into it later by simplification (unique Fr instances, DG4).
+    probe_w = _Work(theory, cs)
+    # A new instance of a rule variant.
+    for rule in theory.rules:
+        for v in probe_w.variants()[rule.name]:
+            for ci, c in enumerate(v.conclusions):
+                if not fits(c):
+                    continue
+                w = _Work(theory, cs)
+                inst = w.renamed_instance(v)
+                s = T.unify1(a_key(inst.conclusions[ci]), a_key(fact))
+                if s is None:
+                    continue
+                vr = w.fresh("vr", Sort.NODE)
+                _mark_solved(w, goal)
+                w.substitute(s)
+                w.edges.append(((vr, ci), (goal.node, goal.index)))
+                w.place(vr, _subst_inst(inst, s))
+                _keep(out, rule.name, _finish(w))
+    return out
+
+
+def _keep(out: list, name: str, cs: Constraints | None) -> None:
+    if cs is not None:
+        out.append((name, cs))
+
+
+def _name_cases(raw: list[tuple[str, Constraints]]) -> list[tuple[str, Constraints]]:
+    """Tamarin's case names: equal names become X_case_k (generation order, zero-padded), then name order."""
+    counts: dict[str, int] = {}
+    for name, _ in raw:
+        counts[name] = counts.get(name, 0) + 1
+    seen: dict[str, int] = {}
+    named = []
+    for name, cs in raw:
+        if counts[name] == 1:
+            named.append((name, cs))
+            continue
+        seen[name] = seen.get(name, 0) + 1
+        width = len(str(counts[name]))
+        named.append((f"{name}_case_{seen[name]:0{width}d}", cs))
+    return sorted(named, key=lambda x: x[0])

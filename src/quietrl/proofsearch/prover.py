@@ -1,0 +1,241 @@
+"""A greedy autoprover over the method API, with Tamarin's proof-size count and proof-script syntax.
+
+``prove(theory, lemma)`` takes the first offered method at every node and explores every case (Tamarin's
+autoprover without backtracking), by iterative deepening on the proof depth (bounds 4, 8, 16, ..., as
+Tamarin's default ``--stop-on-trace=dfs``) within a total step budget. Goals are ranked by ``C`` (age) or
+by a first approximation of ``s`` (see :func:`quietrl.proofsearch.system._rank`).
+
+When the first method cannot execute yet (NotImplementedError), the next offered one is taken.
+
+Verdicts are conservative (never a wrong verdict): ``verified`` (all-traces) and ``falsified - no trace
+found`` (exists-trace) only when every case closed by a contradiction. A system with no open goal is a trace
+*candidate*: it counts only once :mod:`~quietrl.proofsearch.replay` has executed it forwards, the
+restrictions hold on it and the lemma evaluates as needed (false for all-traces: ``falsified - found
+trace``; true for exists-trace: ``verified``); the search then stops, as Tamarin's does at the first trace,
+and the proof is cut to the path to that trace. A rejected candidate, an unsupported step or the step budget
+leave ``analysis incomplete``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from quietrl.proofsearch.replay import Step, holds, replay, trace_of
+from quietrl.proofsearch.system import System, apply, initial_system, methods, reusable_lemmas
+from quietrl.proofsearch.types import EXISTS_TRACE, Lemma, Theory
+
+VERIFIED = "verified"
+NO_TRACE = "falsified - no trace found"
+FOUND_TRACE = "falsified - found trace"
+INCOMPLETE = "analysis incomplete"
+
+
+@dataclasses.dataclass
+class ProofNode:
+    """One node of a proof tree: a method with its cases, or a leaf (contradiction, solved, sorry)."""
+
+    state: System
+    method: str | None = None
+    cases: list[tuple[str, "ProofNode"]] = dataclasses.field(default_factory=list)
+    leaf: str | None = None  # "contradiction" | "solved" | "sorry"
+    note: str = ""
+
+    def size(self) -> int:
+        """Tamarin's proof size: every method step and every closing leaf counts once (sorry does not)."""
+        own = 1 if self.method is not None or self.leaf in ("contradiction", "solved") else 0
+        return own + sum(child.size() for _, child in self.cases)
+
+    def leaves(self):
+        if self.method is None:
+            yield self
+        for _, child in self.cases:
+            yield from child.leaves()
+
+
+@dataclasses.dataclass(frozen=True)
+class ProofResult:
+    lemma: str
+    kind: str
+    verdict: str
+    steps: int
+    tree: ProofNode = dataclasses.field(repr=False)
+    reason: str = ""
+    trace: tuple[Step, ...] = ()
+    assumes: tuple[str, ...] = ()  # earlier [reuse] lemmas the verdict may rest on (closed proofs only)
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict, flagged when a closed proof assumed [reuse] lemmas (it then does not count alone)."""
+        if self.assumes and self.verdict in (VERIFIED, NO_TRACE):
+            return f"{self.verdict}, assuming {', '.join(self.assumes)}"
+        return self.verdict
+
+    def summary_line(self) -> str:
+        """One line of Tamarin's "summary of summaries"."""
+        return f"  {self.lemma} ({self.kind}): {self.verdict_text} ({self.steps} steps)"
+
+
+def prove(theory: Theory, lemma: Lemma, max_steps: int = 2000, heuristic: str = "s") -> ProofResult:
+    """Greedy depth-first proof search for ``lemma`` (see the module docstring for the verdict rules)."""
+    if max_steps < 1:
+        raise ValueError("max_steps must be >= 1")
+    # Iterative deepening (depth bounds 4, 8, 16, ...), as Tamarin's default --stop-on-trace=dfs: the first
+    # bound that holds a confirmed trace returns it; a tree explored without hitting the bound is final.
+    ctx = _Ctx(theory, lemma, max_steps)
+    start = initial_system(theory, lemma, heuristic)
+    bound = 4
+    while True:
+        ctx.bound, ctx.hit_bound = bound, False
+        root = _search(start, ctx, 0)
+        if ctx.trace is not None or not ctx.hit_bound or ctx.budget <= 0:
+            break
+        bound *= 2
+    if ctx.trace is not None:
+        _cut_to_trace(root)
+        verdict = VERIFIED if lemma.trace_quantifier == EXISTS_TRACE else FOUND_TRACE
+        return ProofResult(lemma.name, lemma.trace_quantifier, verdict, root.size(), root, "", tuple(ctx.trace))
+    sorries = [leaf for leaf in root.leaves() if leaf.leaf in ("sorry", "solved")]
+    if ctx.nonexhaustive and not sorries:
+        return ProofResult(lemma.name, lemma.trace_quantifier, INCOMPLETE, root.size(), root,
+                           "closed only with intruder (KU) steps that are not exhaustive yet")
+    if sorries:
+        verdict = INCOMPLETE
+        reason = "step budget exhausted" if ctx.budget <= 0 else sorries[0].note
+    else:
+        verdict, reason = (NO_TRACE if lemma.trace_quantifier == EXISTS_TRACE else VERIFIED), ""
+        assumed = tuple(lem.name for lem in reusable_lemmas(theory, lemma))
+        return ProofResult(lemma.name, lemma.trace_quantifier, verdict, root.size(), root, reason, (), assumed)
+    return ProofResult(lemma.name, lemma.trace_quantifier, verdict, root.size(), root, reason)
+
+
+def prove_all(theory: Theory, names: list[str] | None = None, max_steps: int = 2000,
+              heuristic: str = "s") -> list[ProofResult]:
+    """Prove lemmas in file order; a closed proof counts only if every lemma it assumed counts too.
+
+    Assumed [reuse] lemmas are proved first even when not requested (as Tamarin checks them), and a
+    verdict resting on one that is not itself established becomes ``analysis incomplete``.
+    """
+    wanted = set(names) if names is not None else {lem.name for lem in theory.lemmas}
+    needed = set(wanted)
+    for lem in reversed(theory.lemmas):
+        if lem.name in needed:
+            needed |= {x.name for x in reusable_lemmas(theory, lem)}
+    done: dict[str, ProofResult] = {}
+    for lem in theory.lemmas:
+        if lem.name not in needed:
+            continue
+        r = prove(theory, lem, max_steps, heuristic)
+        if r.assumes:
+            missing = [a for a in r.assumes if done[a].verdict != VERIFIED or done[a].assumes]
+            if missing:
+                r = dataclasses.replace(r, verdict=INCOMPLETE,
+                                        reason=f"closed only by assuming unestablished {', '.join(missing)}")
+            else:
+                r = dataclasses.replace(r, assumes=())
+        done[lem.name] = r
+    return [done[lem.name] for lem in theory.lemmas if lem.name in wanted]
+
+
+class _Ctx:
+    def __init__(self, theory: Theory, lemma: Lemma, budget: int):
+        self.theory, self.lemma, self.budget = theory, lemma, budget
+        self.trace: list[Step] | None = None
+        self.bound = 4
+        self.hit_bound = False
+        self.nonexhaustive = False
+
+    def confirm(self, state: System) -> str:
+        """Replay a trace candidate; '' if it is a genuine witness for the verdict, else why not."""
+        from quietrl.proofsearch.parser import _actions
+
+        formulas = [self.lemma.formula] + [r.formula for r in self.theory.restrictions]
+        if any(a.fact.name in ("KU", "KD") for f in formulas for a in _actions(f)):
+            # Our traces carry isend's K actions but not the intruder's construction (KU) actions.
+            return "trace candidate not judged: the formula mentions KU, which the replayer does not model"
+        try:
+            trace = trace_of(self.theory, state.constraints)
+        except ValueError as e:
+            return f"trace candidate rejected: {e}"
+        r = replay(self.theory, trace)
+        if not r.ok:
+            return f"trace candidate rejected by the replayer: {r.reason}"
+        for restr in self.theory.restrictions:
+            if not holds(self.theory, trace, restr.formula):
+                return f"trace candidate violates restriction {restr.name}"
+        want = self.lemma.trace_quantifier == EXISTS_TRACE
+        if holds(self.theory, trace, self.lemma.formula) != want:
+            return "trace candidate does not " + ("satisfy" if want else "violate") + " the lemma"
+        self.trace = trace
+        return ""
+
+
+def _search(state: System, ctx: _Ctx, depth: int) -> ProofNode:
+    status = state.status
+    if status == "contradictory":
+        if not state.constraints.exhaustive:
+            ctx.nonexhaustive = True
+        return ProofNode(state, leaf="contradiction", note=state.constraints.contradiction or "")
+    if status == "solved":
+        why = ctx.confirm(state)
+        return ProofNode(state, leaf="solved", note=why)
+    if ctx.budget <= 0:
+        return ProofNode(state, leaf="sorry", note="step budget exhausted")
+    if depth >= ctx.bound:
+        ctx.hit_bound = True
+        return ProofNode(state, leaf="sorry", note=f"bound {ctx.bound} hit")
+    offered = methods(state)
+    if not offered:
+        return ProofNode(state, leaf="sorry", note="no method applies")
+    first_error = ""
+    for m in offered:
+        try:
+            cases = apply(state, m)
+        except NotImplementedError as e:
+            first_error = first_error or f"{m.text()}: {e}"
+            continue
+        break
+    else:
+        return ProofNode(state, leaf="sorry", note=first_error)
+    ctx.budget -= 1
+    if m.goal is not None and m.goal.text.startswith("!KU("):
+        ctx.nonexhaustive = True  # its cases may be incomplete: closures below it do not count
+    node = ProofNode(state, method=m.text())
+    for name, nxt in cases:
+        if ctx.trace is not None:
+            break  # stop at the first confirmed trace, as Tamarin does
+        node.cases.append((name, _search(nxt, ctx, depth + 1)))
+    return node
+
+
+def _cut_to_trace(node: ProofNode) -> bool:
+    """Keep only the path from the root to the confirmed trace (Tamarin's cut proof)."""
+    if node.method is None:
+        return node.leaf == "solved" and not node.note
+    for name, child in node.cases:
+        if _cut_to_trace(child):
+            node.cases = [(name, child)]
+            return True
+    return False
+
+
+def script(node: ProofNode, indent: int = 0) -> str:
+    """The proof in Tamarin's proof-script syntax (cases indented two spaces, ``next``, ``qed``)."""
+    pad = " " * indent
+    if node.method is None:
+        if node.leaf == "contradiction":
+            return f"{pad}by contradiction /* {node.note} */"
+        if node.leaf == "solved":
+            return f"{pad}SOLVED // trace found"
+        return f"{pad}by sorry /* {node.note} */"
+    if not node.cases:
+        return f"{pad}by {node.method}"
+    if len(node.cases) == 1 and node.cases[0][0] == "":
+        return f"{pad}{node.method}\n" + script(node.cases[0][1], indent)
+    lines = [f"{pad}{node.method}"]
+    for i, (name, child) in enumerate(node.cases):
+        if i:
+            lines.append(f"{pad}next")
+        lines.append(f"{pad}  case {name}")
+        lines.append(script(child, indent + 2))
+    lines.append(f"{pad}qed")
+    return "\n".join(lines)
