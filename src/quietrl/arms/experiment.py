@@ -1,0 +1,401 @@
+"""The ARMS study: exact equilibrium sets, method comparison on held-out maps, oscillation check.
+
+``reproduce(run_dir, quick, seed, executor)`` writes three stages through quietrl.core's RunDir API:
+- ``equilibria``: the swap game's pure Nash sets under both collision rules and each hand-made shaping, the
+  learned r̂ (the MAPF RewardNet on env observations, trained with the ranking loss on swap-game
+  trajectories) in replace/add mode, and the classic matrix games (E1/E2);
+- ``compare``: IPPO with each method at several sparsity levels, vmapped seeds, held-out success vs agent-steps,
+  agent-steps to 50% / 80% held-out ISR (censored when never reached) (E3/E4);
+- ``oscillation``: the detector on each run's per-iteration training success, ARMS vs the sparse control (E5,
+  without the exploration sweep in the quick version).
+The paper publishes no numbers, so no row carries a paper constant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+
+from quietrl.arms.types import SPARSITY, EnvConfig, TrainConfig
+from quietrl.core.summary import Row
+
+SUB = "arms"
+PAPER = "arXiv:2605.23562 (abstract only; no numbers published)"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """Settings of one comparison study (``compare``); ``quick`` picks the reduced one."""
+
+    methods: tuple[str, ...]
+    sparsities: tuple[str, ...]
+    agents: tuple[int, ...]
+    grids: tuple[int, ...]
+    seeds: int
+    agent_steps: int  # per run
+    num_envs: int
+    horizon: int
+    iters_per_chunk: int
+
+    @staticmethod
+    def quick() -> "StudyConfig":
+        return StudyConfig(methods=("sparse", "pbrs", "arms"), sparsities=("S0", "S2"), agents=(2,), grids=(8,),
+                           seeds=2, agent_steps=32 * 2 * 32 * 80, num_envs=32, horizon=32, iters_per_chunk=10)
+
+    @staticmethod
+    def full(extended: bool = False) -> "StudyConfig":
+        return StudyConfig(methods=("sparse", "bonus", "pbrs", "arms", "arms-add", "arms-frozen"),
+                           sparsities=("S0", "S1", "S2") if extended else ("S0", "S2"),
+                           agents=(2, 4, 8) if extended else (2, 4), grids=(8, 12), seeds=5,
+                           agent_steps=1_000_000, num_envs=64, horizon=32, iters_per_chunk=10)
+
+
+# --------------------------------------------------------------------------------------------------------
+# E1/E2: equilibria
+# --------------------------------------------------------------------------------------------------------
+def train_swap_reward(game, rule: str = "block_occupied", num_profiles: int = 4096, steps: int = 400,
+                      seed: int = 0, label_noise: float = 0.0, radius: int = 2):
+    """Fit the MAPF RewardNet with the ranking loss on trajectories of uniformly drawn swap-game profiles.
+
+    Returns ``reward_fn(obs (K, D)) -> (K,)`` and the strict-pair accuracy of Ĝ vs the sparse labels.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from quietrl.arms.equilibria import joint_profiles, post_step_observations, simulate, sparse_returns
+    from quietrl.arms.networks import RewardNet
+    from quietrl.arms.reward_model import fit_ranking, trajectory_returns
+
+    rng = np.random.default_rng(seed)
+    profiles = joint_profiles(game)
+    pick = profiles[rng.choice(len(profiles), num_profiles, replace=False)]
+    traj = simulate(game, pick, rule)
+    obs_u, inv, mask = post_step_observations(game, traj, radius)
+    n, H = game.num_agents, game.horizon
+    obs = obs_u[inv]  # (P, H, n, D)
+    obs = np.transpose(obs, (0, 2, 1, 3)).reshape(num_profiles * n, H, -1)
+    mask = np.transpose(mask, (0, 2, 1)).reshape(num_profiles * n, H).astype(np.float32)
+    y = sparse_returns(game, traj).reshape(-1).astype(np.float32)
+    if label_noise > 0:  # replace a fraction of labels by random ones from the label set
+        flip = rng.random(len(y)) < label_noise
+        y = np.where(flip, rng.choice(np.unique(y), len(y)), y)
+    net = RewardNet(64)
+    params = net.init(jax.random.PRNGKey(seed), jnp.zeros((1, obs.shape[-1])))
+    params, _ = fit_ranking(jax.random.PRNGKey(seed + 1), net.apply, params, jnp.asarray(obs), jnp.asarray(mask),
+                            jnp.asarray(y), game.gamma, steps=steps, lr=3e-3, l2=1e-5, num_pairs=512)
+    g = np.asarray(trajectory_returns(net.apply, params, jnp.asarray(obs), jnp.asarray(mask), game.gamma))
+    y_true = sparse_returns(game, traj).reshape(-1)
+    i, j = rng.integers(0, len(g), (2, 20000))
+    strict = y_true[i] != y_true[j]
+    acc = float((np.sign(g[i] - g[j]) == np.sign(y_true[i] - y_true[j]))[strict].mean())
+    apply = jax.jit(net.apply)
+    return (lambda o: np.asarray(apply(params, jnp.asarray(o)))), acc
+
+
+def run_equilibria(stage, seed: int, quick: bool) -> None:
+    """Stage E1/E2: equilibrium-set table for the swap game and the classic matrix games."""
+    from quietrl.arms.equilibria import (classic_games, grid_game_table, mixed_nash, pure_nash_matrix,
+                                         strictly_mixed, swap_game)
+
+    game = swap_game(horizon=4, gamma=0.9)
+    t0 = time.perf_counter()
+    reward_fn, acc = train_swap_reward(game, seed=seed, steps=200 if quick else 1000, num_profiles=2048 if quick else 8192)
+    noisy_fn, acc_noisy = train_swap_reward(game, seed=seed, steps=200 if quick else 1000, num_profiles=2048 if quick else 8192, label_noise=0.4)
+    rows_all = grid_game_table(game, "follow")
+    learned = {"arms r̂": reward_fn, "arms r̂ 40% noise": noisy_fn}
+    if not quick:  # label-noise sweep (E1)
+        for noise in (0.1, 0.2):
+            learned[f"arms r̂ {int(noise * 100)}% noise"] = train_swap_reward(
+                game, seed=seed, steps=1000, num_profiles=8192, label_noise=noise)[0]
+    block = grid_game_table(game, "block_occupied", learned=learned)
+    rows_all += block[:6] + block[7:]  # block[6] repeats the sparse reference row
+    for r in rows_all:
+        stage.log_metrics({"table": "swap", **{k: v for k, v in r.items() if k not in ("classes_ref",)}})
+    rows = []
+    for r in rows_all:
+        q = f"swap H=4 γ=0.9 [{r['rule']}] {r['payoff']}"
+        rows.append(Row(f"{q}: #pure NE", r["num_ne"], paper_setting="none published", source=""))
+        if r["payoff"] != "sparse":
+            verdict = "identical" if r["identical"] else ("subset" if r["sound"] else "new NE added")
+            rows.append(Row(f"{q}: vs sparse", f"{verdict}; Jaccard {r['jaccard']:.3f}; new classes {r['new_classes']}"))
+    rows.append(Row("swap: learned r̂ strict-pair accuracy (clean labels)", round(acc, 4)))
+    rows.append(Row("swap: learned r̂ strict-pair accuracy (40% label noise)", round(acc_noisy, 4)))
+    for name, g in classic_games().items():
+        mixed = [(x.round(4).tolist(), y.round(4).tolist()) for x, y in strictly_mixed(mixed_nash(g))]
+        rows.append(Row(f"{name}: pure NE", str(pure_nash_matrix(g))))
+        rows.append(Row(f"{name}: mixed NE (nashpy)", str(mixed)))
+    _equilibria_figure(stage, rows_all)
+    stage.write_summary(rows, extra={"seconds": time.perf_counter() - t0})
+
+
+def _equilibria_figure(stage, rows_all) -> None:
+    from quietrl.core.plotting import new_figure
+
+    fig, ax = new_figure(1, 1, size=(7.5, 3.8))
+    labels = [f"[{r['rule'][:6]}] {r['payoff']}" for r in rows_all]
+    vals = [max(r["num_ne"], 0.8) for r in rows_all]
+    colors = ["C2" if r["identical"] else ("C0" if r["sound"] else "C3") for r in rows_all]
+    ax.barh(range(len(vals)), vals, color=colors)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(vals)))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    for k, r in enumerate(rows_all):
+        ax.text(vals[k], k, f" {r['num_ne']}  J={r['jaccard']:.3f}", va="center", fontsize=6)
+    ax.set_xlabel("# pure Nash equilibria (green: identical set, blue: subset, red: new NE)")
+    ax.set_title("Swap game (H=4, γ=0.9): pure Nash sets under each payoff")
+    stage.save_figure(fig, "equilibrium_table")
+
+
+# --------------------------------------------------------------------------------------------------------
+# E3/E4: method comparison
+# --------------------------------------------------------------------------------------------------------
+def train_runs(env, cfg: TrainConfig, sparsities: list[int], ent_coefs: list[float], seed: int, stage=None,
+               name: str = "train", checkpoint: bool = True) -> dict[str, np.ndarray]:
+    """Train len(sparsities) vmapped runs of one method; returns per-chunk curves.
+
+    Output arrays: ``agent_steps`` (C,), ``heldout_isr``/``heldout_csr`` (C, R), ``train_isr_iter`` (C*I, R).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from quietrl.arms.ppo import make_train, num_iterations
+    from quietrl.core.train import run_chunks
+
+    init, chunk, _, _ = make_train(env, cfg)
+    iters = num_iterations(cfg, env.num_agents, env.horizon)
+    num_chunks = iters // cfg.iters_per_chunk
+    per_chunk = cfg.iters_per_chunk * cfg.num_envs * env.num_agents * env.horizon
+    state0 = init(jax.random.PRNGKey(seed), jnp.asarray(ent_coefs, jnp.float32), jnp.asarray(sparsities))
+
+    def metrics_fn(c, state, m):
+        out = {"agent_steps": c * per_chunk}
+        for k, v in m.items():
+            v = np.asarray(v)
+            out[k] = v.tolist() if k.startswith("heldout") or k == "train_isr" else float(np.nanmean(v))
+        return out
+
+    final = run_chunks(stage, state0, jax.jit(chunk), num_chunks, kind=f"arms-ippo-{cfg.method}",
+               config={**dataclasses.asdict(cfg), "sparsities": list(sparsities), "ent": list(ent_coefs)},
+               metrics_fn=metrics_fn, desc=f"{cfg.method}", name=name, checkpoint=checkpoint and stage is not None)
+    lines = [m for m in (stage.read_metrics() if stage is not None else []) if m.get("series") == name]
+    return {
+        "agent_steps": np.array([m["agent_steps"] for m in lines]),
+        "heldout_isr": np.array([m["heldout_isr"] for m in lines]),
+        "heldout_csr": np.array([m["heldout_csr"] for m in lines]),
+        "train_isr_iter": np.concatenate([np.array(m["train_isr"]) for m in lines]) if lines else np.zeros((0,)),
+        "params0": jax.tree.map(lambda x: np.asarray(x[0]), final["seeds"]["params"]),
+    }
+
+
+def steps_to(curve_steps: np.ndarray, isr: np.ndarray, level: float) -> float | None:
+    """First agent-step count where held-out ISR >= level (None = censored: never within the budget)."""
+    hit = np.nonzero(isr >= level)[0]
+    return float(curve_steps[hit[0]]) if len(hit) else None
+
+
+def run_compare(stage, study: StudyConfig, seed: int, results: dict | None = None) -> dict:
+    """Stage E3/E4: every (grid, n, method) trains its sparsities x seeds in one vmapped program."""
+    from quietrl.arms.astar import reference_success
+    from quietrl.arms.env import make_env
+
+    results = {} if results is None else results
+    rows = []
+    sp_idx = [SPARSITY.index(s) for s in study.sparsities]
+    for grid in study.grids:
+        for n in study.agents:
+            ecfg = EnvConfig(grid_size=grid, num_agents=n, horizon=study.horizon, map_seed=seed)
+            env = make_env(ecfg)
+            ref = reference_success(env, np.arange(env.num_train, env.num_tasks))
+            rows.append(Row(f"prioritised A* reference held-out ISR [{grid}x{grid}, n={n}] (not a bound)",
+                            round(ref["isr"], 4)))
+            rows.append(Row(f"prioritised A* reference held-out CSR [{grid}x{grid}, n={n}]", round(ref["csr"], 4)))
+            for method in study.methods:
+                cfg = TrainConfig(method=method, num_envs=study.num_envs, total_agent_steps=study.agent_steps,
+                                  iters_per_chunk=study.iters_per_chunk)
+                sps = [s for s in sp_idx for _ in range(study.seeds)]
+                key = f"G{grid}_n{n}_{method}"
+                out = train_runs(env, cfg, sps, [cfg.ent_coef] * len(sps), seed, stage, name=key)
+                results[key] = out
+                for si, sname in enumerate(study.sparsities):
+                    cols = slice(si * study.seeds, (si + 1) * study.seeds)
+                    isr = out["heldout_isr"][:, cols]
+                    final = isr[-1]
+                    lo, hi = _ci(final)
+                    setting = f"{grid}x{grid}, n={n}, {sname}, {method}"
+                    rows.append(Row(f"held-out ISR at budget [{setting}]", round(float(final.mean()), 4), ci=(lo, hi),
+                                    paper_setting="none published"))
+                    for level in (0.5, 0.8):
+                        hits = [steps_to(out["agent_steps"], isr[:, k], level) for k in range(isr.shape[1])]
+                        txt = ", ".join("censored" if h is None else f"{int(h)}" for h in hits)
+                        rows.append(Row(f"agent-steps to {int(level * 100)}% held-out ISR [{setting}] per seed", txt))
+    gate = results.get(f"G{study.grids[0]}_n2_sparse")
+    if gate is not None and "S0" in study.sparsities:
+        si = study.sparsities.index("S0")
+        isr = float(gate["heldout_isr"][-1, si * study.seeds:(si + 1) * study.seeds].mean())
+        rows.append(Row(f"validity gate: sparse IPPO held-out ISR at S0, n=2, {study.grids[0]}x{study.grids[0]} >= 0.8",
+                        f"{'pass' if isr >= 0.8 else 'FAIL'} ({isr:.3f})"))
+    _compare_figure(stage, study, results)
+    last = f"G{study.grids[-1]}_n{study.agents[-1]}_{study.methods[-1]}"
+    render_stage_episode(stage, env, results[last]["params0"], f"{last}, {study.sparsities[0]}, held-out task")
+    stage.write_summary(rows, extra={"study": dataclasses.asdict(study)})
+    return results
+
+
+def _ci(x: np.ndarray) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean over seeds."""
+    x = np.asarray(x, float)
+    if len(x) < 2:
+        return float(x.mean()), float(x.mean())
+    rng = np.random.default_rng(0)
+    means = rng.choice(x, (2000, len(x))).mean(1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def _compare_figure(stage, study: StudyConfig, results: dict) -> None:
+    from quietrl.core.plotting import band, mean_ci, new_figure
+
+    panels = [(g, n, s) for g in study.grids for n in study.agents for s in study.sparsities]
+    fig, axes = new_figure(1, len(panels), size=(3.6, 3.0))
+    axes = np.atleast_1d(axes).ravel()
+    for ax, (g, n, s) in zip(axes, panels):
+        si = study.sparsities.index(s)
+        for k, method in enumerate(study.methods):
+            out = results.get(f"G{g}_n{n}_{method}")
+            if out is None or not len(out["agent_steps"]):
+                continue
+            isr = out["heldout_isr"][:, si * study.seeds:(si + 1) * study.seeds]
+            m, lo, hi = mean_ci(isr, axis=1)
+            band(ax, out["agent_steps"], m, np.clip(lo, 0, 1), np.clip(hi, 0, 1), label=method, color=f"C{k}")
+        ax.set_title(f"{g}x{g}, n={n}, {s}")
+        ax.set_xlabel("agent-steps per run")
+        ax.set_ylim(0, 1)
+    axes[0].set_ylabel("held-out ISR (mean, 95% CI over seeds)")
+    axes[0].legend()
+    stage.save_figure(fig, "heldout_success")
+
+
+# --------------------------------------------------------------------------------------------------------
+# E5: oscillation
+# --------------------------------------------------------------------------------------------------------
+def run_oscillation(stage, results: dict, study: StudyConfig, seed: int) -> None:
+    """Stage E5 (reduced): the detector on every run's per-iteration training success curve."""
+    from quietrl.arms.oscillation import detect
+    from quietrl.core.plotting import new_figure
+
+    rows = []
+    shown = {}
+    for key, out in results.items():
+        curves = out["train_isr_iter"]
+        if curves.ndim != 2 or curves.shape[0] < 16:
+            continue
+        for si, sname in enumerate(study.sparsities):
+            flags, rhos = [], []
+            for k in range(si * study.seeds, (si + 1) * study.seeds):
+                r = detect(curves[:, k], seed=seed + k)
+                flags.append(r.flagged)
+                rhos.append(r.rho)
+                stage.log_metrics({"run": key, "sparsity": sname, "seed_index": k, "rho": r.rho,
+                                   "threshold": r.threshold, "amplitude": r.amplitude, "flagged": r.flagged,
+                                   "collapses": r.collapses, "recoveries": r.recoveries,
+                                   "sign_change_rate": r.sign_change_rate})
+                shown.setdefault((key, sname), r)
+            rows.append(Row(f"oscillation flagged [{key}, {sname}] (seeds flagged / seeds)",
+                            f"{sum(flags)}/{len(flags)}; mean ρ {np.mean(rhos):.3f}"))
+    if shown:
+        fig, axes = new_figure(1, min(4, len(shown)), size=(3.2, 2.8))
+        axes = np.atleast_1d(axes).ravel()
+        for ax, ((key, sname), r) in zip(axes, list(shown.items())[:len(axes)]):
+            ax.plot(r.freqs, r.power, label="periodogram")
+            ax.plot(r.freqs, r.surrogate_band, "--", label="AR(1) 95%")
+            ax.set_title(f"{key} {sname}: {'flagged' if r.flagged else 'not flagged'}", fontsize=7)
+            ax.set_xlabel("cycles / iteration")
+        axes[0].legend()
+        stage.save_figure(fig, "oscillation_spectra")
+    stage.write_summary(rows, extra={"note": "exploration sweep not run in this stage"})
+
+
+ENT_SWEEP = (0.0, 0.01, 0.013, 0.02, 0.05)  # 0.013 = the circulating "+30% exploration" claim, tested once
+
+
+def exploration_sweep(stage, method: str = "arms", sparsity: str = "S2", agents: int = 2, grid: int = 8,
+                      seeds: int = 10, agent_steps: int = 400_000, ent_coefs: tuple[float, ...] = ENT_SWEEP,
+                      seed: int = 0) -> list[Row]:
+    """E5 sweep: every entropy coefficient x seeds in one vmapped program; oscillation flags and final ISR per
+    coefficient. Uses per-iteration training success (the held-out curve has one point per chunk)."""
+    from quietrl.arms.env import make_env
+    from quietrl.arms.oscillation import detect
+
+    env = make_env(EnvConfig(grid_size=grid, num_agents=agents, horizon=32, map_seed=seed))
+    cfg = TrainConfig(method=method, num_envs=32, total_agent_steps=agent_steps, iters_per_chunk=10)
+    ents = [c for c in ent_coefs for _ in range(seeds)]
+    out = train_runs(env, cfg, [SPARSITY.index(sparsity)] * len(ents), ents, seed, stage, name="sweep")
+    rows = []
+    for i, c in enumerate(ent_coefs):
+        cols = list(range(i * seeds, (i + 1) * seeds))
+        flags = [detect(out["train_isr_iter"][:, k], seed=k).flagged if out["train_isr_iter"].shape[0] >= 16 else False
+                 for k in cols]
+        final = out["heldout_isr"][-1, cols]
+        rows.append(Row(f"c_ent={c} [{method}, {sparsity}, n={agents}, {grid}x{grid}]: oscillation flagged",
+                        f"{sum(flags)}/{seeds}"))
+        rows.append(Row(f"c_ent={c} [{method}, {sparsity}, n={agents}, {grid}x{grid}]: final held-out ISR",
+                        round(float(final.mean()), 4), ci=_ci(final)))
+    return rows
+
+
+def render_stage_episode(stage, env, params, title: str, centralised: bool = False) -> None:
+    import jax
+
+    from quietrl.arms.networks import ActorCritic
+    from quietrl.arms.render import record_episode, render_strip
+
+    net = ActorCritic(5, 64, centralised=centralised)
+
+    def policy(p, obs, k):
+        logits, _ = net.apply(p, obs)
+        return jax.random.categorical(k, logits)
+
+    task = env.num_train  # the first held-out task
+    pos, arrived = record_episode(env, policy, params, task)
+    stage.save_figure(render_strip(env, task, pos, arrived, title=title), "episode")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Entry point for `quietrl reproduce`
+# --------------------------------------------------------------------------------------------------------
+def reproduce(run_dir, quick: bool, seed: int, executor=None) -> None:
+    """Run the ARMS study into ``run_dir`` (a core RunDir); stages already done are skipped (resume).
+
+    quick=True: swap-game equilibria + IPPO on 8x8, n=2, S0 and S2, {sparse, pbrs, arms}, 2 vmapped seeds.
+    The executor is unused: every method's seeds and sparsities already run in one vmapped program.
+    """
+    study = StudyConfig.quick() if quick else StudyConfig.full()
+    eq = run_dir.stage(sub=SUB, experiment="equilibria", seed=seed)
+    if not eq.done:
+        with eq.running():
+            run_equilibria(eq, seed, quick)
+    cmp_stage = run_dir.stage(sub=SUB, experiment="compare", seed=seed)
+    results: dict[str, Any] = {}
+    if not cmp_stage.done:
+        with cmp_stage.running():
+            run_compare(cmp_stage, study, seed, results)
+    osc = run_dir.stage(sub=SUB, experiment="oscillation", seed=seed)
+    if not osc.done:
+        if not results:  # compare was done in an earlier attempt: rebuild curves from its metrics
+            results = _results_from_metrics(cmp_stage)
+        with osc.running():
+            run_oscillation(osc, results, study, seed)
+
+
+def _results_from_metrics(stage) -> dict:
+    by: dict[str, list] = {}
+    for m in stage.read_metrics():
+        if "series" in m and "heldout_isr" in m:
+            by.setdefault(m["series"], []).append(m)
+    return {k: {"agent_steps": np.array([m["agent_steps"] for m in v]),
+                "heldout_isr": np.array([m["heldout_isr"] for m in v]),
+                "heldout_csr": np.array([m["heldout_csr"] for m in v]),
+                "train_isr_iter": np.concatenate([np.array(m["train_isr"]) for m in v])} for k, v in by.items()}

@@ -1,0 +1,30 @@
+"""Hand-made shaping terms for the MAPF learners (per step, per agent; pure jnp).
+
+All take arrays of one rollout shaped (T, E, n) (or any common shape) and return the shaping term to add
+to the sparse reward; steps after an agent's removal or after the episode's end must be masked by the caller.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+
+def potential(dist: jnp.ndarray, dmax: jnp.ndarray, zero: jnp.ndarray) -> jnp.ndarray:
+    """Φ = −d_BFS / d_max, and 0 where ``zero`` (agent arrived, or timeout) [spec §5]."""
+    return jnp.where(zero, 0.0, -dist / dmax)
+
+
+def pbrs_term(dist_before, dist_after, dmax, alive_before, terminal_after, gamma: float) -> jnp.ndarray:
+    """F = γ Φ(s') − Φ(s) with Φ = 0 at removal and at every terminal (arrival and timeout).
+
+    ``terminal_after`` is True where the step ends the agent's game (arrival) or the episode (timeout / all
+    arrived). With Φ zeroed there, Σ_t γ^t F_t = −Φ(s_0) whatever is played (telescoping).
+    """
+    phi_before = potential(dist_before, dmax, ~alive_before)
+    phi_after = potential(dist_after, dmax, terminal_after)
+    return jnp.where(alive_before, gamma * phi_after - phi_before, 0.0)
+
+
+def bonus_term(dist_before, dist_after, alive_before, bonus: float = 0.3) -> jnp.ndarray:
+    """+bonus for each step that reduces the agent's BFS distance to its goal (not potential-based)."""
+    return jnp.where(alive_before & (dist_after < dist_before), bonus, 0.0)
