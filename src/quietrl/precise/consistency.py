@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import integrate, stats
 
-from quietrl.precise._errors import UserError
+from quietrl.core.errors import UserError
 from quietrl.precise.samplers import make_schedule, resolve_eta, step_coefficients, transition
 
 # ---------------------------------------------------------------------------------------------- S1, S2

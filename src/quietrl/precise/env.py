@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from quietrl.precise._errors import ConfigError
+from quietrl.core.errors import ConfigError
 
 PREF_WIDTH = 0.1
 Q_SCALE = 5.0

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from quietrl.precise import analysis, consistency
-from quietrl.precise._errors import ConfigError, UserError
+from quietrl.core.errors import ConfigError, UserError
 from quietrl.precise.flow import KIND as FLOW_KIND
 from quietrl.precise.flow import init_flow_state, mode_weight_error, pretrain, sample_model, task_of
 from quietrl.precise.grpo import finetune, make_arm, make_trainer

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from quietrl.precise._errors import UserError
+from quietrl.core.errors import UserError
 
 SAMPLERS = ("ode", "flow_grpo", "dance_grpo", "cps", "mixgrpo", "precise", "dance_precise")
 DEFAULT_ETA = {

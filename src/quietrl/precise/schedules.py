@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from quietrl.precise._errors import UserError
+from quietrl.core.errors import UserError
 
 GRIDS = ("uniform", "shifted", "flux")
 

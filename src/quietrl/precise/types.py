@@ -5,7 +5,7 @@ import dataclasses
 import math
 from typing import Optional
 
-from quietrl.precise._errors import ConfigError
+from quietrl.core.errors import ConfigError
 from quietrl.precise.samplers import SAMPLERS
 from quietrl.precise.schedules import GRIDS
 
