@@ -142,3 +142,11 @@ def test_reproduce_marks_failures_runs_the_rest_and_reports(tmp_path, monkeypatc
     assert e.value.code == 1
     err = capsys.readouterr().err
     assert "[prefrl] already done, skipped" in err and "[arms] failed" in err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["arms", "train", "--set", "noequals"], "--set 'noequals': expected key=value"),
+    (["arms", "train", "--set", "bogus=1"], "--set bogus: unknown key for TrainConfig; valid keys: method"),
+])
+def test_malformed_set_names_the_bad_item(argv, needle):
+    _assert_one_line_error(quietrl(*argv), needle)
