@@ -6,7 +6,11 @@ from typing import Any, Sequence
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (5.0, 3.5), **kw: Any):
-    """Create ``(fig, axes)`` with the Agg backend; ``size`` is per panel in inches."""
+    """Create ``(fig, axes)`` with the Agg backend; ``size`` is per panel in inches.
+
+    ``axes`` is a single Axes for a 1x1 figure and otherwise always a 2-D array of shape (nrows, ncols),
+    so ``axes[0, j]`` works whatever the layout.
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=True)
