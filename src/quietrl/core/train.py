@@ -56,6 +56,9 @@ def run_chunks(
     metrics_fn = metrics_fn or mean_metrics
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else (
         stage.checkpoint_dir / name if stage is not None else None)
+    # Host copies with concrete dtypes: a jitted init returns weakly-typed leaves, and the strongly-typed
+    # state that the first chunk returns would otherwise make the second call compile everything again.
+    init_state = jax.device_get(init_state)
     state, start = init_state, 0
     if checkpoint and ckpt_dir is not None and has_checkpoint(ckpt_dir):
         from quietrl.core.checkpoint import read_meta
