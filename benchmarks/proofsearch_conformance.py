@@ -3,7 +3,7 @@
 Measures what exists today: every shared theory parses; every row of ``reference_results.tsv`` names a
 parsed lemma of the same kind; the in-process parse time per theory (median of --repeats); and, per lemma,
 the verdict, proof size and in-process time (parse + prove) of the partial solver within --max-steps
-(non-exhaustive KU steps, no sources, approximate ``s``: most all-traces lemmas end "analysis incomplete"). Time ratios use
+(exhaustive normal-form KU steps, no precomputed sources, approximate ``s``: most all-traces lemmas end "analysis incomplete"). Time ratios use
 ``tamarin_wall_s`` (whole process, another machine: indicative only), over correct verdicts only.
 ``--check`` exits 1 on a parse or lemma-table mismatch or on any settled verdict that differs from
 Tamarin's in the acceptance set (the --auto-sources rows are reported only).
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r.steps:4d}/{row['steps']:>4s} {lemma_s:7.3f} {float(row['tamarin_wall_s']):6.3f}")
     print(f"\ntheories parsed: {len(ratios)}/{len(by_theory)}; TSV rows: {len(rows)}; lemmas with a verdict: "
           f"{same + wrong} (same as Tamarin: {same}, different: {wrong}); others 'analysis incomplete' "
-          f"(budget {args.max_steps} steps; KU steps partial and not exhaustive, no sources, s ranking approximate)")
+          f"(budget {args.max_steps} steps; no precomputed sources, s ranking approximate)")
     if time_ratios:
         gmt = math.exp(sum(math.log(x) for x in time_ratios) / len(time_ratios))
         print(f"geometric mean of in-process time (parse + prove) / tamarin_wall_s over correct verdicts: "

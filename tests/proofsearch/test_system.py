@@ -65,9 +65,9 @@ def test_method_values_and_apply_contract():
     st = apply(initial_system(ku, ku.lemma("l")), Method("simplify"))[0][1]
     assert [g.text for g in st.goals] == ["!KU( h(x) ) @ #vk"]
     cases = apply(st, methods(st)[0])
-    # Intruder steps exist in part: construction c_h; their cases are flagged as not exhaustive.
+    # Nothing is ever sent, so the intruder can only construct h(x) (c_h); the step is exhaustive.
     assert [name for name, _ in cases] == ["c_h"]
-    assert not cases[0][1].constraints.exhaustive and cases[0][1].status == "solved"
+    assert cases[0][1].constraints.exhaustive and cases[0][1].status == "solved"
 
 
 def test_json_is_canonical_and_fingerprinted():

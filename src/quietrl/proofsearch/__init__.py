@@ -6,10 +6,14 @@ theories (rules, formulas, lemmas); :mod:`~quietrl.proofsearch.system` holds con
 proof-method API ``methods(state)`` / ``apply(state, method) -> cases``.
 
 Status: slice A (language, terms) is implemented. Of slice B: constraint systems, ``simplify``, induction,
-``solve`` for premise/action/disjunction goals and, partially and flagged non-exhaustive, KU goals; a
-greedy prover (``C`` or an approximate ``s`` ranking) with iterative deepening; a trace replayer that
-confirms every found trace. Not yet: exhaustive intruder rules (KD chains, sources), split goals, the exact
-``s`` ranking, oracles; lemmas needing them end "analysis incomplete", never with a wrong verdict.
+``solve`` for premise/action/disjunction goals, KU goals (normal-form intruder: construction, intruder
+fresh names, deconstruction chains from sent messages with pending chains from message variables, merged
+KU goals, forbidden/impossible chains) and chain goals; earlier ``[sources]``/``[reuse]`` lemmas assumed
+as formulas (verdicts resting on them count only once they are established); a greedy prover (``C`` or an
+approximate ``s`` ranking) with iterative deepening over a shared, lazily built tree; a trace replayer
+that confirms every found trace. Not yet: precomputed sources (partial deconstructions stay open
+"incomplete" leaves), split goals, the exact ``s`` ranking, oracles; lemmas needing them end "analysis
+incomplete", never with a wrong verdict.
 """
 
 from quietrl.proofsearch.formulas import goal_formula, nnf

@@ -1,18 +1,24 @@
-"""Constraint systems (slice B, in part): nodes, edges, ordering, goals, formulas, ``simplify`` and ``solve``.
+"""Constraint systems (slice B): nodes, edges, ordering, goals, formulas, ``simplify`` and ``solve``.
 
 What is here: the data of a constraint system and the formula part of Tamarin's ``simplify``: existential
 instantiation, conjunction splitting, action atoms becoming action goals (``K(m) @ #j`` becoming an
 ``isend`` node whose premise is the goal ``!KU( m ) @ #vk``), ordering atoms, equations solved by
 unification modulo E, disjunctions becoming disjunction goals, guarded universals instantiated with every
-matching action (S_∀), the S_@ rule when exactly one protocol rule variant can produce an action, and the
-contradictions ``from formulas`` and ``cyclic``; and ``solve`` for premise, protocol-action and
-disjunction goals, and the contradiction ``node #j after last node #i``. KU goals are solved only in
-part (construction ``c_f``; extraction from a sent message by unpairing and destructor equations) and every
-such case is flagged ``exhaustive=False``, so that no verdict rests on a closure below it. Not yet here
-(NotImplementedError names it): split goals for several E-unifiers, KD chains, intruder-generated fresh
-names, sources. Induction lives in :mod:`~quietrl.proofsearch.system`.
-Unique ``Fr`` instances (DG4) and single uses of linear conclusions (DG3) are enforced by merging nodes. Without these, a system with no open goal is only a trace *candidate*.
-"""
+matching action (S_∀), the S_@ rule when exactly one protocol rule variant can produce an action, merged
+KU goals (each message is deduced once), and the contradictions ``from formulas``, ``cyclic``,
+``impossible chain`` and ``forbidden chain``; and ``solve`` for premise, protocol-action, disjunction,
+KU and chain goals, and the contradiction ``node #j after last node #i``.
+
+The intruder (KU goals) is Tamarin's normal form folded into one step per goal: construction ``c_f``,
+intruder-generated fresh names, and deconstruction paths from every protocol ``Out`` (unpairing and
+destructor equations, keys as earlier KU goals). A path through a message variable the intruder did not
+know leaves a pending :class:`ChainGoal` (Tamarin's open chain from a variable, which precomputed sources
+would resolve); it is offered once a premise goal binds the variable. These cases are exhaustive for the
+builtins and destructor-shaped user equations (:func:`ku_exhaustive`); for other equation shapes every KU
+case is flagged ``exhaustive=False`` so that no verdict rests on a closure below it. Not yet here
+(NotImplementedError names it): split goals for several E-unifiers, precomputed sources. Induction lives
+in :mod:`~quietrl.proofsearch.system`. Unique ``Fr`` instances (DG4) and single uses of linear
+conclusions (DG3) are enforced by merging nodes."""
 
 from __future__ import annotations
 
@@ -79,7 +85,26 @@ class DisjGoal:
         return "  ∥ ".join(f"({show(d)})" for d in self.disjuncts)
 
 
-GoalT = ActionGoal | PremiseGoal | DisjGoal
+@dataclasses.dataclass(frozen=True)
+class ChainGoal:
+    """A pending deconstruction chain: ``target`` is obtained by at least one deconstruction step (unpairing
+    or a public destructor equation) from ``start``, a subterm of the message that node ``src`` sent with
+    its conclusion ``conc``; the result is known at ``node`` (the node of the ``!KU( target )`` goal it
+    serves). Offered only once ``start`` is no longer a message variable (Tamarin offers no chain from a
+    message variable: solving a premise goal first instantiates it)."""
+
+    src: Var
+    conc: int
+    start: Term
+    target: Term
+    node: Var
+
+    @property
+    def text(self) -> str:
+        return f"({self.src}, {self.conc}) ~~> ({self.node}, 0) from {self.start} to {self.target}"
+
+
+GoalT = ActionGoal | PremiseGoal | DisjGoal | ChainGoal
 
 
 def _fact_text(f: Fact) -> str:
@@ -87,7 +112,7 @@ def _fact_text(f: Fact) -> str:
 
 
 def goal_kind(g: GoalT) -> str:
-    return {ActionGoal: "action", PremiseGoal: "premise", DisjGoal: "disjunction"}[type(g)]
+    return {ActionGoal: "action", PremiseGoal: "premise", DisjGoal: "disjunction", ChainGoal: "chain"}[type(g)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +152,12 @@ class Constraints:
         (the intruder may choose any message there) or on a public name or nullary public symbol."""
         fresh = {v for _, inst in self.nodes for p in inst.premises if p.name == "Fr"
                  for v in T.vars_of(p.args[0])}
-        return [g for g in self.open_goals() if not _trivial_ku(g, fresh)]
+        return [g for g in self.open_goals() if not _trivial_ku(g, fresh)
+                and not (isinstance(g, ChainGoal) and isinstance(g.start, Var))]
+
+    def pending_chains(self) -> list[ChainGoal]:
+        """Open chains that start at a message variable: not solvable until a premise goal binds it."""
+        return [g for g in self.open_goals() if isinstance(g, ChainGoal) and isinstance(g.start, Var)]
 
 
 def _trivial_ku(g, fresh: set) -> bool:
@@ -197,6 +227,10 @@ class _Work:
             if isinstance(g, (ActionGoal, PremiseGoal)):
                 yield g.node
                 yield from T.vars_of_all(g.fact.args)
+            elif isinstance(g, ChainGoal):
+                yield g.src
+                yield g.node
+                yield from T.vars_of_all((g.start, g.target))
 
     def fresh(self, name: str, sort: Sort) -> Var:
         idx = self.used.get((name, sort), -1) + 1
@@ -260,6 +294,9 @@ class _Work:
                 g2: GoalT = ActionGoal(node(g.node), fact(g.fact))
             elif isinstance(g, PremiseGoal):
                 g2 = PremiseGoal(node(g.node), g.index, fact(g.fact))
+            elif isinstance(g, ChainGoal):
+                g2 = ChainGoal(node(g.src), g.conc, self.R.normalize(T.apply(g.start, s)),
+                               self.R.normalize(T.apply(g.target, s)), node(g.node))
             else:
                 g2 = DisjGoal(tuple(_subst_formula(d, s) for d in g.disjuncts))
             if g2 in new_goals:  # merged goals keep the smaller age, solved flags are OR-ed
@@ -465,6 +502,20 @@ class _Work:
         self.substitute(s)
         return True
 
+    def merge_ku(self) -> bool:
+        """Normal form: the intruder deduces each message once, so two KU actions of one term share a time
+        point (goals merge, keeping the smaller age). True if two time points were identified."""
+        seen: dict[Term, Var] = {}
+        for g in sorted(self.goals, key=lambda g: self.goals[g][0]):
+            if isinstance(g, ActionGoal) and g.fact.name == "KU":
+                other = seen.setdefault(g.fact.args[0], g.node)
+                if other != g.node:
+                    if other in self.nodes and g.node in self.nodes:
+                        continue  # two placed nodes: leave them (never happens for KU time points)
+                    self.equate_nodes(other, g.node)
+                    return True
+        return False
+
     # -- universals
     def actions_available(self) -> list[tuple[Var, Fact]]:
         acts = [(n, a) for n, inst in self.nodes.items() for a in inst.actions]
@@ -513,6 +564,23 @@ class _Work:
         if _has_cycle(succ):
             self.contradict("cyclic")
             return
+        for g, (_, solved) in self.goals.items():
+            if isinstance(g, ChainGoal) and not solved and not (
+                    (isinstance(g.start, Var) and g.start.sort is Sort.MSG)
+                    or (isinstance(g.start, T.App) and g.start.args)):
+                self.contradict("impossible chain")
+                return
+        known_at: dict[Term, list[Var]] = {}
+        for g in self.goals:
+            if isinstance(g, ActionGoal) and g.fact.name == "KU":
+                known_at.setdefault(g.fact.args[0], []).append(g.node)
+        for g, (_, solved) in self.goals.items():
+            # Normal form: no chain from a message variable the intruder already knew (via KU) before the
+            # chain's result is needed: deconstructing it yields nothing that was not deducible earlier.
+            if isinstance(g, ChainGoal) and not solved and isinstance(g.start, Var) and any(
+                    j == g.node or _reaches(succ, j, g.node) for j in known_at.get(g.start, ())):
+                self.contradict("forbidden chain")
+                return
         if self.last is not None:
             later = sorted((n for n in _reach_set(succ, self.last)), key=lambda v: (v.name, v.idx))
             if later:
@@ -636,7 +704,7 @@ def _finish(w: _Work) -> Constraints | None:
         merged = w.merge_fresh()
         if merged is None:
             return None
-        if not merged and not w.unique_action_rules():
+        if not merged and not w.merge_ku() and not w.unique_action_rules():
             break
     w.saturate_universals()
     w.check()
@@ -682,33 +750,90 @@ def solve(theory: Theory, cs: Constraints, goal: GoalT) -> list[tuple[str, Const
         if goal.fact.name == "KD":
             raise Unsupported("KD goals (deconstruction chains) are not implemented yet")
         raw = _solve_ku(theory, cs, goal) if goal.fact.name == "KU" else _solve_action(theory, cs, goal)
+    elif isinstance(goal, ChainGoal):
+        if isinstance(goal.start, Var):
+            raise ValueError(f"chain {goal.text} starts at a message variable: not solvable yet")
+        raw = _solve_chain(theory, cs, goal)
     else:
         raw = _solve_premise(theory, cs, goal)
     return _name_cases(raw)
 
 
-def _extractions(R: T.RewriteSystem, t: Term) -> list[tuple[Term, list[Term], T.Subst]]:
-    """Subterms the intruder can extract from a sent message ``t``: (subterm, side KU terms, substitution).
+def _extraction_steps(theory: Theory, R: T.RewriteSystem):
+    """The intruder's deconstruction equations: (lhs, rhs) with ``rhs`` a variable of the first argument."""
+    out = []
+    for e in R.equations:
+        lhs, rhs = e.lhs, e.rhs
+        if not (isinstance(lhs, T.App) and lhs.args and isinstance(lhs.args[0], T.App)
+                and isinstance(rhs, Var) and rhs in T.vars_of(lhs.args[0])) or lhs.fun in ("fst", "snd"):
+            continue
+        f = theory.signature.fun(lhs.fun)
+        if f is not None and f.private:
+            continue  # the intruder cannot apply a private destructor
+        out.append((lhs, rhs))
+    return out
+
+
+_KU_EXHAUSTIVE: dict[int, tuple[Theory, bool]] = {}
+
+
+def ku_exhaustive(theory: Theory) -> bool:
+    """Cached :func:`_ku_exhaustive`."""
+    hit = _KU_EXHAUSTIVE.get(id(theory))
+    if hit is None or hit[0] is not theory:
+        if len(_KU_EXHAUSTIVE) > 64:
+            _KU_EXHAUSTIVE.clear()
+        hit = _KU_EXHAUSTIVE[id(theory)] = (theory, _ku_exhaustive(theory))
+    return hit[1]
+
+
+def _ku_exhaustive(theory: Theory) -> bool:
+    """Whether :func:`solve` on KU goals enumerates every normal-form deduction for this theory's equations.
+
+    True when every equation is unpairing, has a ground right side made of public symbols (``true``), or is
+    a destructor ``f(P, a2, ..) -> x`` with ``x`` a variable of ``P`` (Tamarin's deconstruction rules);
+    other subterm-convergent shapes would need more intruder rules, so their KU steps stay non-exhaustive.
+    """
+    R, _ = _theory_tools(theory)
+    steps = {id(lhs) for lhs, _ in _extraction_steps(theory, R)}
+    for e in R.equations:
+        lhs, rhs = e.lhs, e.rhs
+        if isinstance(lhs, T.App) and lhs.fun in ("fst", "snd"):
+            continue
+        if id(lhs) in steps:
+            continue
+        if not T.vars_of(rhs) and all(
+                (f := theory.signature.fun(t.fun)) is None or not f.private
+                for t in T.subterms(rhs) if isinstance(t, T.App)):
+            continue
+        if isinstance(lhs, T.App) and (f := theory.signature.fun(lhs.fun)) is not None and f.private:
+            continue  # a private destructor gives the intruder nothing
+        return False
+    return True
+
+
+def _extractions(theory: Theory, R: T.RewriteSystem, t: Term) -> list[tuple[Term, list[Term], T.Subst, tuple]]:
+    """Subterms the intruder can extract from a sent message ``t``: (subterm, side KU terms, substitution,
+    path of destructor names).
 
     Unpairing, and every equation ``f(P, a2, ..) -> x`` with ``x`` inside ``P`` (``sdec``, ``adec``,
     ``getMessage``, user destructors): when ``P`` unifies with a subterm, ``x`` is extracted and the other
     arguments become KU side goals (the key). Each step extracts a proper subterm, so this terminates.
+    The first entry is ``t`` itself (no step). Message variables are not deconstructed here: a chain
+    through one stays pending (:class:`ChainGoal`).
     """
     out = []
-    todo: list[tuple[Term, list[Term], T.Subst]] = [(t, [], {})]
+    steps = _extraction_steps(theory, R)
+    todo: list[tuple[Term, list[Term], T.Subst, tuple]] = [(t, [], {}, ())]
     while todo:
-        u, sides, th = todo.pop(0)
-        out.append((u, sides, th))
-        if isinstance(u, T.App) and u.fun == T.PAIR_FUN:
-            todo.extend((a, sides, th) for a in u.args)
-            continue
+        u, sides, th, path = todo.pop(0)
+        out.append((u, sides, th, path))
         if not isinstance(u, T.App):
             continue
-        for e in R.equations:
-            lhs, rhs = e.lhs, e.rhs
-            if not (isinstance(lhs, T.App) and lhs.args and isinstance(lhs.args[0], T.App)
-                    and isinstance(rhs, Var) and rhs in T.vars_of(lhs.args[0])) or lhs.fun in ("fst", "snd"):
-                continue
+        if u.fun == T.PAIR_FUN:
+            todo.extend((a, sides, th, path + (("fst", "snd")[min(i, 1)],)) for i, a in enumerate(u.args))
+            continue
+        for lhs, rhs in steps:
             off = T.max_idx([u, *th.values()]) + 1000
             pat = T.shift_vars(lhs, off)
             s = T.unify([(pat.args[0], u)], th)
@@ -716,18 +841,56 @@ def _extractions(R: T.RewriteSystem, t: Term) -> list[tuple[Term, list[Term], T.
                 continue
             got = T.apply(T.shift_vars(rhs, off), s)
             new_sides = [T.apply(x, s) for x in sides] + [T.apply(a, s) for a in pat.args[1:]]
-            todo.append((got, new_sides, s))
+            todo.append((got, new_sides, s, path + (lhs.fun,)))
     return out
 
 
-def _solve_ku(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tuple[str, Constraints]]:
-    """Intruder knowledge, partially: construction ``c_f`` and extraction from a sent message.
+def _known_parts(inst: RuleInstance) -> set[Term]:
+    """Terms the intruder knew before ``inst`` ran: the pair components of its received messages."""
+    out: set[Term] = set()
 
-    Not exhaustive (no intruder-generated fresh names, no chains through message variables, no KD normal
-    forms), so every case is marked non-exhaustive: traces found below are replayed, closures do not count.
+    def parts(t: Term) -> None:
+        if isinstance(t, T.App) and t.fun == T.PAIR_FUN:
+            for a in t.args:
+                parts(a)
+        else:
+            out.add(t)
+
+    for p in inst.premises:
+        if p.name == "In":
+            parts(p.args[0])
+    return out
+
+
+def _chain_may_continue(u: Term, inst: RuleInstance) -> bool:
+    """A deconstruction chain may go on through the message variable ``u`` (not fresh, not public, not
+    already known to the intruder: deconstructing a known message yields nothing new in normal form)."""
+    if not (isinstance(u, Var) and u.sort is Sort.MSG):
+        return False
+    if any(p.name == "Fr" and p.args[0] == u for p in inst.premises):
+        return False
+    return u not in _known_parts(inst)
+
+
+def _fresh_sorted(m: Term) -> bool:
+    return (isinstance(m, Var) or isinstance(m, Name)) and m.sort is Sort.FRESH
+
+
+def _solve_ku(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tuple[str, Constraints]]:
+    """Intruder knowledge ``!KU( m ) @ #vk`` in normal form: every way the intruder deduces ``m`` first.
+
+    Cases: construction ``c_f`` (public ``f`` at the root, its arguments known earlier); ``fresh`` (an
+    intruder-generated fresh name: dies when a protocol ``Fr`` makes the same name, DG4); and, for every
+    protocol rule variant with an ``Out``, every deconstruction path from the sent message (unpairing,
+    destructor equations with their keys as earlier KU goals) whose end unifies with ``m`` (the case is
+    named after the sending rule, as Tamarin's coerce cases). A path that reaches a message variable that
+    the intruder did not know yet leaves a :class:`ChainGoal` (Tamarin's open chain), solved once a
+    premise goal binds the variable. Exhaustive when :func:`ku_exhaustive` holds; otherwise every case
+    is flagged and no closure below it supports a verdict.
     """
     m = goal.fact.args[0]
-    out = []
+    out: list[tuple[str, Constraints]] = []
+    exhaustive = ku_exhaustive(theory)
     if isinstance(m, T.App) and m.args:
         f = theory.signature.fun(m.fun)
         if f is not None and not f.private:
@@ -737,33 +900,92 @@ def _solve_ku(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tuple[s
                 vk = w.fresh("vk", Sort.NODE)
                 w.less.append((vk, goal.node))
                 w.add_goal(ActionGoal(vk, Fact("KU", (a,))))
-            w.exhaustive = False
+            w.exhaustive = w.exhaustive and exhaustive
             _keep(out, f"c_{m.fun}", _finish(w))
+    if _fresh_sorted(m):
+        w = _Work(theory, cs)
+        _mark_solved(w, goal)
+        vf = w.fresh("vf", Sort.NODE)
+        w.less.append((vf, goal.node))
+        w.place(vf, RuleInstance("fresh", (Fact("Fr", (m,)),), (), (Fact("KU", (m,)),)))
+        w.exhaustive = w.exhaustive and exhaustive
+        _keep(out, "fresh", _finish(w))
     probe = _Work(theory, cs)
     for rule in theory.rules:
         for v in probe.variants()[rule.name]:
             for ci, c in enumerate(v.conclusions):
                 if c.name != "Out":
                     continue
-                n_ext = len(_extractions(probe.R, probe.renamed_instance(v).conclusions[ci].args[0]))
-                for k in range(n_ext):
-                    w = _Work(theory, cs)
-                    inst = w.renamed_instance(v)
-                    u, sides, th = _extractions(w.R, inst.conclusions[ci].args[0])[k]
-                    s = T.unify([(u, m)], th)
-                    if s is None:
-                        continue
-                    _mark_solved(w, goal)
-                    w.substitute(s)
-                    vr = w.fresh("vr", Sort.NODE)
-                    w.less.append((vr, goal.node))
-                    w.place(vr, _subst_inst(inst, s))
-                    for side in sides:
-                        vk = w.fresh("vk", Sort.NODE)
-                        w.less.append((vk, goal.node))
-                        w.add_goal(ActionGoal(vk, Fact("KU", (w.R.normalize(T.apply(side, s)),))))
-                    w.exhaustive = False
-                    _keep(out, rule.name, _finish(w))
+                # A work area built from ``cs`` renames a variant deterministically: compute the paths once.
+                exts = _extractions(theory, probe.R, _Work(theory, cs).renamed_instance(v).conclusions[ci].args[0])
+                for k in range(len(exts)):
+                    for pending in (False, True):
+                        w = _Work(theory, cs)
+                        inst = w.renamed_instance(v)
+                        u, sides, th, _ = exts[k]
+                        if pending:
+                            if not _chain_may_continue(T.apply(u, th), _subst_inst(inst, th)):
+                                continue
+                            s = th
+                        else:
+                            s = T.unify([(u, m)], th)
+                            if s is None:
+                                continue
+                        _mark_solved(w, goal)
+                        w.substitute(s)
+                        vr = w.fresh("vr", Sort.NODE)
+                        w.less.append((vr, goal.node))
+                        w.place(vr, _subst_inst(inst, s))
+                        for side in sides:
+                            vk = w.fresh("vk", Sort.NODE)
+                            w.less.append((vk, goal.node))
+                            w.add_goal(ActionGoal(vk, Fact("KU", (w.R.normalize(T.apply(side, s)),))))
+                        if pending:
+                            w.add_goal(ChainGoal(vr, ci, T.apply(u, s), m, goal.node))
+                        w.exhaustive = w.exhaustive and exhaustive
+                        _keep(out, rule.name, _finish(w))
+    return out
+
+
+def _solve_chain(theory: Theory, cs: Constraints, goal: ChainGoal) -> list[tuple[str, Constraints]]:
+    """One or more deconstruction steps from ``goal.start`` (no longer a variable) to ``goal.target``.
+
+    Cases ``d_<path>``: each extraction path of length >= 1 whose end unifies with the target (keys as KU
+    goals before the target's node), and each path that reaches a message variable not yet known to the
+    intruder, which stays a pending chain. No case: the chain is impossible and the branch dies.
+    """
+    out: list[tuple[str, Constraints]] = []
+    exhaustive = ku_exhaustive(theory)
+    probe = _Work(theory, cs)
+    src_inst = probe.nodes.get(goal.src, RuleInstance("", (), (), ()))
+    exts = _extractions(theory, probe.R, goal.start)
+    for k in range(1, len(exts)):
+        for pending in (False, True):
+            w = _Work(theory, cs)
+            u, sides, th, path = exts[k]
+            if pending:
+                if not _chain_may_continue(T.apply(u, th), _subst_inst(src_inst, th)):
+                    continue
+                s = th
+            else:
+                s = T.unify([(u, goal.target)], th)
+                if s is None:
+                    continue
+            _mark_solved(w, goal)
+            # Pattern variables of the destructors are fresh system variables now: reserve their names.
+            for v in T.vars_of_all(list(s.values()) + list(s)):
+                key = (v.name, v.sort)
+                w.used[key] = max(w.used.get(key, -1), v.idx)
+            w.substitute(s)
+            for side in sides:
+                vk = w.fresh("vk", Sort.NODE)
+                w.less.append((vk, goal.node))
+                w.add_goal(ActionGoal(vk, Fact("KU", (w.R.normalize(T.apply(side, s)),))))
+            if pending:
+                w.add_goal(ChainGoal(goal.src, goal.conc, w.R.normalize(T.apply(u, s)),
+                                     w.R.normalize(T.apply(goal.target, s)), goal.node))
+            w.exhaustive = w.exhaustive and exhaustive
+            _keep(out, "d_0_" + "_".join(path), _finish(w))
     return out
 
 

@@ -3,7 +3,7 @@
 Slice A (language and terms) is implemented, slice B in part. The quick reproduction parses the package's
 own example theories, computes every rule's variants, applies the root ``simplify`` to every lemma and
 records counts and timings (the parser-slice stage, no verdicts). A second stage runs the partial solver
-(premise, action and disjunction goals, induction, non-exhaustive KU steps) on every example lemma within a
+(premise, action, disjunction, KU and chain goals, induction) on every example lemma within a
 step budget and records its verdicts,
 each either settled soundly (closed proof, or a replayed trace) or "analysis incomplete". Paper figures
 appear only as cited constants.
@@ -120,7 +120,7 @@ def _solver_stage(run_dir, quick: bool, seed: int) -> None:
                 f"{sum(r['verdict'] == FOUND_TRACE for r in mutants)} of {len(mutants)}"),
             Row(f"solver slice: wall time for all example lemmas [s] (budget {max_steps} steps)", round(wall, 3)),
         ]
-        stage.write_summary(rows, extra={"slice": "B (partial: non-exhaustive KU steps, no sources, approximate s ranking)",
+        stage.write_summary(rows, extra={"slice": "B (partial: exhaustive KU steps, no precomputed sources, approximate s ranking)",
                                          "max_steps": max_steps})
 
 

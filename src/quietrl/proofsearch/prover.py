@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from quietrl.proofsearch.constraints import ku_exhaustive
 from quietrl.proofsearch.replay import Step, holds, replay, trace_of
-from quietrl.proofsearch.system import System, apply, initial_system, methods, reusable_lemmas
+from quietrl.proofsearch.system import System, apply, initial_system, methods, assumed_lemmas
 from quietrl.proofsearch.types import EXISTS_TRACE, Lemma, Theory
 
 VERIFIED = "verified"
@@ -103,7 +104,7 @@ def prove(theory: Theory, lemma: Lemma, max_steps: int = 2000, heuristic: str = 
         reason = "step budget exhausted" if ctx.budget <= 0 else sorries[0].note
     else:
         verdict, reason = (NO_TRACE if lemma.trace_quantifier == EXISTS_TRACE else VERIFIED), ""
-        assumed = tuple(lem.name for lem in reusable_lemmas(theory, lemma))
+        assumed = tuple(lem.name for lem in assumed_lemmas(theory, lemma))
         return ProofResult(lemma.name, lemma.trace_quantifier, verdict, root.size(), root, reason, (), assumed)
     return ProofResult(lemma.name, lemma.trace_quantifier, verdict, root.size(), root, reason)
 
@@ -119,7 +120,7 @@ def prove_all(theory: Theory, names: list[str] | None = None, max_steps: int = 2
     needed = set(wanted)
     for lem in reversed(theory.lemmas):
         if lem.name in needed:
-            needed |= {x.name for x in reusable_lemmas(theory, lem)}
+            needed |= {x.name for x in assumed_lemmas(theory, lem)}
     done: dict[str, ProofResult] = {}
     for lem in theory.lemmas:
         if lem.name not in needed:
@@ -143,6 +144,9 @@ class _Ctx:
         self.bound = 4
         self.hit_bound = False
         self.nonexhaustive = False
+        self.ku_exhaustive = ku_exhaustive(theory)
+        # id(state) -> (state, method, cases): the state is kept alive, so its id stays unique.
+        self.cache: dict[int, tuple] = {}
 
     def confirm(self, state: System) -> str:
         """Replay a trace candidate; '' if it is a genuine witness for the verdict, else why not."""
@@ -185,19 +189,29 @@ def _search(state: System, ctx: _Ctx, depth: int) -> ProofNode:
         return ProofNode(state, leaf="sorry", note=f"bound {ctx.bound} hit")
     offered = methods(state)
     if not offered:
+        if state.constraints.pending_chains():
+            return ProofNode(state, leaf="sorry",
+                             note="open chain from a message variable (partial deconstruction: needs sources)")
         return ProofNode(state, leaf="sorry", note="no method applies")
-    first_error = ""
-    for m in offered:
-        try:
-            cases = apply(state, m)
-        except NotImplementedError as e:
-            first_error = first_error or f"{m.text()}: {e}"
-            continue
-        break
+    hit = ctx.cache.get(id(state))
+    if hit is not None and hit[0] is state:
+        _, m, cases = hit  # explored in an earlier deepening round: not recomputed, still counted
     else:
-        return ProofNode(state, leaf="sorry", note=first_error)
+        first_error = ""
+        for m in offered:
+            try:
+                cases = apply(state, m)
+            except NotImplementedError as e:
+                first_error = first_error or f"{m.text()}: {e}"
+                continue
+            break
+        else:
+            return ProofNode(state, leaf="sorry", note=first_error)
+        ctx.cache[id(state)] = (state, m, cases)
+    # Every executed step counts, also one re-executed in a later deepening round (as the earlier rounds
+    # are re-walked): the budget bounds the walk, so depth and term size stay bounded too.
     ctx.budget -= 1
-    if m.goal is not None and m.goal.text.startswith("!KU("):
+    if m.goal is not None and m.goal.text.startswith("!KU(") and not ctx.ku_exhaustive:
         ctx.nonexhaustive = True  # its cases may be incomplete: closures below it do not count
     node = ProofNode(state, method=m.text())
     for name, nxt in cases:

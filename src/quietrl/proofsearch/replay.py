@@ -133,6 +133,14 @@ def replay(theory: Theory, trace: list[Step]) -> ReplayResult:
                 return ReplayResult(False, f"step {i} ({st.rule}): {ku.args[0]} is not derivable by the intruder")
             linear[_key(inp)] += 1
             continue
+        if st.rule == "fresh":  # the intruder makes a new fresh name: [Fr(~x)] -> [KU(~x)]
+            (fr,), (ku,) = st.premises, st.conclusions
+            n = fr.args[0]
+            if not isinstance(n, Name) or n.sort is not Sort.FRESH or n in fresh_used or ku.args[0] != n:
+                return ReplayResult(False, f"step {i} (fresh): Fr({n}) is not a new fresh name")
+            fresh_used.add(n)
+            sent.append(n)
+            continue
         if not _is_instance(st, variants.get(st.rule, [])):
             return ReplayResult(False, f"step {i}: not an instance of rule {st.rule}")
         for p in st.premises:
@@ -193,6 +201,9 @@ def _derivable(theory: Theory, R: T.RewriteSystem, sent: list[Term], m: Term) ->
             for e in R.equations:
                 if not (isinstance(e.lhs, App) and e.lhs.args and isinstance(e.lhs.args[0], App)):
                     continue
+                fs = theory.signature.fun(e.lhs.fun)
+                if fs is not None and fs.private:
+                    continue  # the intruder cannot apply a private destructor
                 s = T.match(e.lhs.args[0], t)
                 if s is None:
                     continue

@@ -23,8 +23,9 @@ Implemented now: ``initial_system``; ``methods`` at the root (``simplify``, and 
 offers it: one closed, ``last``-free formula, no nodes or goals; ranked first for ``[use_induction]`` and
 ``[sources]`` lemmas) and after it (one ``solve`` per open goal, ranked by ``C`` = goal age, or by a
 first approximation of ``s``, see :func:`_rank`); ``apply`` for ``simplify``, ``induction`` and ``solve`` of premise, protocol-action
-and disjunction goals (see :mod:`~quietrl.proofsearch.constraints`). ``apply`` of ``solve`` on a KU goal
-raises NotImplementedError until the intruder rules land.
+disjunction, KU (intruder deduction in normal form) and chain goals (see
+:mod:`~quietrl.proofsearch.constraints`). A system whose only open goals are chains from a message
+variable (a partial deconstruction, which Tamarin resolves with sources) offers no method and is ``open``.
 ``status == "solved"`` marks a trace *candidate*: no verdict may rest on it before the trace replayer.
 """
 
@@ -41,7 +42,8 @@ from quietrl.proofsearch.types import Formula, Lemma, Theory
 
 @dataclasses.dataclass(frozen=True)
 class Goal:
-    """An open goal. ``kind`` is action | premise | chain | split | disjunction; ``text`` is Tamarin's notation."""
+    """An open goal. ``kind`` is action | premise | chain | split | disjunction; ``text`` is Tamarin's notation
+    (chains add ``from <start> to <target>``: ours are chains of deconstruction steps to a KU goal)."""
 
     kind: str
     text: str
@@ -91,7 +93,7 @@ class System:
         """``contradictory`` (closed leaf), ``solved`` (no goal left: a trace candidate) or ``open``."""
         if self.constraints.contradiction is not None:
             return "contradictory"
-        if self.simplified and not self.goals:
+        if self.simplified and not self.goals and not self.constraints.pending_chains():
             return "solved"
         return "open"
 
@@ -138,6 +140,23 @@ def reusable_lemmas(theory: Theory, lemma: Lemma) -> list[Lemma]:
     return out
 
 
+def assumed_lemmas(theory: Theory, lemma: Lemma) -> list[Lemma]:
+    """Earlier lemmas assumed in ``lemma``'s proof: the ``[reuse]`` ones (:func:`reusable_lemmas`) and, for a
+    lemma that is not itself ``[sources]``, every earlier ``[sources]`` lemma (Tamarin proves those first
+    and uses them to refine the sources of all later lemmas; we assume their formulas instead). A verdict
+    that rests on them counts only once they are established (see :func:`~quietrl.proofsearch.prover.prove_all`).
+    """
+    out = reusable_lemmas(theory, lemma)
+    if not lemma.sources:
+        for other in theory.lemmas:
+            if other.name == lemma.name:
+                break
+            if other.sources and other.trace_quantifier == "all-traces" and other not in out:
+                out.append(other)
+        out.sort(key=lambda lem: [x.name for x in theory.lemmas].index(lem.name))
+    return out
+
+
 def initial_system(theory: Theory, lemma: Lemma, heuristic: str = "s") -> System:
     """The root system of ``lemma``: its goal formula plus the theory's restrictions and reused lemmas.
 
@@ -146,7 +165,7 @@ def initial_system(theory: Theory, lemma: Lemma, heuristic: str = "s") -> System
     if heuristic not in HEURISTICS:
         raise ValueError(f"unknown heuristic {heuristic!r}; implemented: {', '.join(HEURISTICS)}")
     restrictions = tuple(guarded(r.formula) for r in theory.restrictions)
-    reused = tuple(guarded(lem.formula) for lem in reusable_lemmas(theory, lemma))
+    reused = tuple(guarded(lem.formula) for lem in assumed_lemmas(theory, lemma))
     return System(theory_fingerprint(theory), lemma.name, (goal_formula(lemma),), restrictions, reused,
                   induction_first=lemma.use_induction or lemma.sources, heuristic=heuristic, theory=theory)
 
@@ -163,22 +182,41 @@ HEURISTICS = ("s", "C")
 
 
 def _rank(goals: tuple[Goal, ...], heuristic: str) -> list[Goal]:
-    """Order open goals. ``C``: by age (Tamarin's C). ``s``: a first approximation of Tamarin's smart
-    ranking: stable partition of the age order into disjunctions, premises, other actions, then KU goals
-    (no loop breakers, usefulness bands or source counts yet, so proofs may differ from Tamarin's)."""
+    """Order open goals. ``C``: by age (Tamarin's C). ``s``: an approximation of Tamarin's smart ranking
+    (spec section 22): a stable partition of the age order into chains, disjunctions, premises, other
+    actions, KU of a fresh-sorted variable, KU of ``sign(..)``, other KU goals; then a stable sort by
+    usefulness band, where a KU goal whose term holds no fresh name is ProbablyConstructible (band 1).
+    Not yet: loop breakers, private symbols, ``F_``/``L_`` facts, source case counts, CurrentlyDeducible."""
     if heuristic == "C":
         return list(goals)
 
-    def klass(g: Goal) -> int:
-        if g.kind == "disjunction":
-            return 0
-        if g.kind == "premise":
-            return 1
-        if g.kind == "action" and not g.text.startswith("!KU("):
-            return 2
-        return 3
+    def ku_term(g: Goal) -> str | None:
+        if g.kind == "action" and g.text.startswith("!KU( "):
+            return g.text[len("!KU( "):g.text.rindex(" ) @ ")]
+        return None
 
-    return sorted(goals, key=klass)  # sorted() is stable: age order within each class
+    def klass(g: Goal) -> int:
+        if g.kind == "chain":
+            return 0
+        if g.kind == "disjunction":
+            return 1
+        if g.kind == "premise":
+            return 2
+        m = ku_term(g)
+        if m is None:
+            return 3
+        if m.startswith("~") and "(" not in m and "<" not in m:
+            return 4  # KU of a fresh-sorted variable
+        if m.startswith("sign("):
+            return 5
+        return 6
+
+    def band(g: Goal) -> int:
+        m = ku_term(g)
+        return 1 if m is not None and "~" not in m else 0
+
+    ordered = sorted(goals, key=klass)  # sorted() is stable: age order within each class
+    return sorted(ordered, key=band)
 
 
 def methods(state: System) -> list[Method]:
