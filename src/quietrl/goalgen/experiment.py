@@ -1,0 +1,402 @@
+"""The goalgen study: train the pipeline suite, measure OOD pair preferences, fit LPG under the held-out
+protocol, and report the salience and persistence claims. `reproduce` runs it through the RunDir API in
+resumable stages: train -> evaluate -> fit."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from flax import serialization
+
+from quietrl.core.config import require
+from quietrl.core.errors import UserError
+from quietrl.core.summary import Row
+
+from . import protocol
+from .env import GoalGridEnv
+from .evaluate import PairTable, make_pair_evaluator, pair_ids, table_from_counts
+from .families import FAMILIES, generate_families
+from .grammar import parse_pipeline
+from .lpg import LPG, LPGConfig
+from .ppo import PPOConfig, make_population_trainer, train_population
+from .types import ALL_OBJECTS, Pipeline
+
+SUB = "goalgen"
+PAPER = "arXiv:2605.23565"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """The whole study. Defaults = the full CPU-scale study (spec 7); `quick_config()` = the reduced one."""
+
+    grid: int = 6
+    obs_mode: str = "glyph"
+    families: tuple[str, ...] = FAMILIES
+    per_family: int = 0               # 0 = whole families; k > 0 keeps k pipelines of each (quick runs)
+    seeds: int = 2
+    updates_per_stage: int = 40
+    agents_per_group: int = 8
+    chunk_updates: int = 10
+    n_envs: int = 64
+    n_steps: int = 32
+    n_epochs: int = 4
+    lr: float = 1e-3
+    n_episodes: int = 32
+    fit_steps: int = 300
+    few_shot_ns: tuple[int, ...] = (0, 2, 10, 50)
+    few_shot_trials: int = 3
+    n_boot: int = 1000
+    fit_batch: int = 16               # LPG fits vectorised together
+    fit_lr: float = 0.02
+    family_seed: int = 0
+
+    def __post_init__(self):
+        require(self.obs_mode in ("glyph", "symbolic"), "obs_mode", "must be glyph or symbolic")
+        for f in self.families:
+            require(f in FAMILIES, "families", f"unknown family {f!r} (valid: {','.join(FAMILIES)})")
+        for f in ("seeds", "updates_per_stage", "agents_per_group", "chunk_updates", "n_episodes", "grid"):
+            require(getattr(self, f) >= 1, f, "must be >= 1")
+        require(self.per_family >= 0 and self.fit_steps >= 0, "per_family", "must be >= 0")
+
+    def ppo(self) -> PPOConfig:
+        return PPOConfig(n_envs=self.n_envs, n_steps=self.n_steps, n_epochs=self.n_epochs, lr=self.lr)
+
+
+def quick_config() -> StudyConfig:
+    """A few pipelines of every family, one seed, short stages, few episodes: minutes, not an hour."""
+    return StudyConfig(per_family=2, seeds=1, updates_per_stage=10, n_envs=32, n_steps=32, n_epochs=4,
+                       chunk_updates=10, n_episodes=8, fit_steps=30, few_shot_ns=(0, 2, 8),
+                       few_shot_trials=2, n_boot=300, fit_batch=48, fit_lr=0.05)
+
+
+def study_pipelines(cfg: StudyConfig) -> list[Pipeline]:
+    """The pipelines of the study. With ``per_family`` = k, the first k pipelines of each family (for F,
+    k pairs with all four stage-1 shares, so the persistence curve keeps its x axis)."""
+    pls = generate_families(cfg.family_seed, cfg.families)
+    if not cfg.per_family:
+        return pls
+    out = []
+    for f in cfg.families:
+        fam = [p for p in pls if p.family == f]
+        out.extend(fam[:cfg.per_family * (4 if f == "F" else 1)])
+    return out
+
+
+def _agents(cfg: StudyConfig) -> list[tuple[Pipeline, int]]:
+    return [(p, s) for s in range(cfg.seeds) for p in study_pipelines(cfg)]
+
+
+def _groups(cfg: StudyConfig) -> list[list[tuple[Pipeline, int]]]:
+    """Agents grouped by total budget (so idle padding is rare), then cut into groups of agents_per_group."""
+    agents = sorted(_agents(cfg), key=lambda ps: (sum(ps[0].stage_updates(cfg.updates_per_stage)),
+                                                  ps[0].name, ps[1]))
+    k = cfg.agents_per_group
+    return [agents[i:i + k] for i in range(0, len(agents), k)]
+
+
+def _pad_group(group, k):
+    # The last group is padded with copies of its first agent so every group has one compiled shape.
+    return group + [group[0]] * (k - len(group))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stage 1: training
+# ---------------------------------------------------------------------------------------------------
+def run_training(stage, cfg: StudyConfig, seed: int) -> None:
+    """Train every (pipeline, seed) agent; one checkpoint file per group so a resumed run skips groups."""
+    env = GoalGridEnv(cfg.grid, cfg.obs_mode)
+    ppo = cfg.ppo()
+    trainer = make_population_trainer(env, ppo)
+    groups = _groups(cfg)
+    ckpt = Path(stage.checkpoint_dir)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    t0, steps = time.perf_counter(), 0
+    for g, group in enumerate(groups):
+        path = ckpt / f"group{g:03d}.msgpack"
+        if path.exists():
+            continue
+        full = _pad_group(group, cfg.agents_per_group)
+        tg = time.perf_counter()
+        params, success = train_population(
+            env, ppo, [p for p, _ in full], [1000 * seed + 7919 * s + hash_name(p.name) for p, s in full],
+            cfg.updates_per_stage, cfg.chunk_updates, trainer)
+        jax.block_until_ready(params)
+        n_steps = int(np.isfinite(success[:len(group)]).sum()) * ppo.steps_per_update
+        steps += n_steps
+        blob = {"params": jax.tree.map(np.asarray, params), "success": success}
+        _atomic_bytes(path, serialization.msgpack_serialize(blob))
+        stage.log_metrics({"group": g, "agents": len(group), "env_steps": n_steps,
+                           "wall_s": time.perf_counter() - tg,
+                           "final_success_mean": float(np.nanmean(_final_success(success[:len(group)])))})
+    stage.log_metrics({"train_wall_s": time.perf_counter() - t0, "env_steps_this_run": steps})
+
+
+def hash_name(name: str) -> int:
+    """A stable (not Python-hash-randomised) integer per pipeline name, for seeding."""
+    return int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "little") % 100_003
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    from quietrl.core.io import atomic_write_bytes
+    atomic_write_bytes(path, data)
+
+
+def _final_success(success: np.ndarray, last: int = 3) -> np.ndarray:
+    """Mean rollout success over each agent's last ``last`` active updates. (A, U) -> (A,)."""
+    out = []
+    for row in success:
+        act = row[np.isfinite(row)]
+        out.append(act[-last:].mean() if len(act) else np.nan)
+    return np.array(out)
+
+
+def _load_groups(stage, cfg):
+    groups = _groups(cfg)
+    out = []
+    for g, group in enumerate(groups):
+        path = Path(stage.checkpoint_dir) / f"group{g:03d}.msgpack"
+        if not path.exists():
+            raise UserError(f"{path}: training checkpoint missing; rerun the train stage")
+        out.append((group, serialization.msgpack_restore(path.read_bytes())))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stage 2: OOD evaluation
+# ---------------------------------------------------------------------------------------------------
+def run_evaluation(stage, train_stage, cfg: StudyConfig, seed: int) -> PairTable:
+    env = GoalGridEnv(cfg.grid, cfg.obs_mode)
+    _, _, apply_fn = make_population_trainer(env, cfg.ppo())
+    evaluate = make_pair_evaluator(env, apply_fn, cfg.n_episodes)
+    pairs = pair_ids()
+    tables = []
+    for g, (group, blob) in enumerate(_load_groups(train_stage, cfg)):
+        tg = time.perf_counter()
+        counts = evaluate(blob["params"], pairs, jax.random.PRNGKey(10_000 * seed + g))[:len(group)]
+        tables.append(table_from_counts([p for p, _ in group], [s for _, s in group], pairs, counts))
+        stage.log_metrics({"group": g, "eval_wall_s": time.perf_counter() - tg,
+                           "episodes": int(counts.sum())})
+    table = PairTable.concat(tables)
+    table.write_csv(Path(stage.path) / "dataset.csv")
+    return table
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stage 3: fitting, protocol, claims
+# ---------------------------------------------------------------------------------------------------
+def salience(table: PairTable) -> dict[str, float]:
+    """On family A: of episodes ending at (goal colour, other shape) or (other colour, goal shape), the
+    fraction ending at the colour match. Pools every such pair of every family-A agent."""
+    n_col = n_sha = 0
+    t = table.subset(np.asarray(table.family, dtype=str) == "A")
+    for i in range(len(t)):
+        g = parse_pipeline(str(t.pipeline[i])).stages[0].goals[0]
+        a, b = ALL_OBJECTS[t.obj_a[i]], ALL_OBJECTS[t.obj_b[i]]
+        for x, y, nx, ny in ((a, b, t.counts[i, 0], t.counts[i, 1]), (b, a, t.counts[i, 1], t.counts[i, 0])):
+            if (x.colour == g.colour and x.shape != g.shape and y.shape == g.shape and y.colour != g.colour):
+                n_col += nx
+                n_sha += ny
+    total = n_col + n_sha
+    return {"colour_fraction": n_col / total if total else float("nan"), "episodes": int(total)}
+
+
+def persistence(table: PairTable, success_at_switch: dict[str, float], models: dict[str, LPG]) -> list[dict]:
+    """Family F: P(g1) / (P(g1) + P(g2)) on the (g1, g2) pair per stage-1 share, with stage-1 rollout
+    success at the switch and each model's prediction."""
+    rows = []
+    t = table.subset(np.asarray(table.family, dtype=str) == "F")
+    for name in sorted(set(np.asarray(t.pipeline, dtype=str))):
+        p = parse_pipeline(name, "F")
+        g1, g2 = p.stages[0].goals[0].id, p.stages[1].goals[0].id
+        lo, hi = min(g1, g2), max(g1, g2)
+        m = (np.asarray(t.pipeline, dtype=str) == name) & (t.obj_a == lo) & (t.obj_b == hi)
+        c = t.counts[m].sum(0)
+        n1, n2 = (c[0], c[1]) if g1 == lo else (c[1], c[0])
+        row = {"pipeline": name, "share": p.stages[0].fraction,
+               "p_g1": n1 / (n1 + n2) if n1 + n2 else float("nan"),
+               "stage1_success_at_switch": success_at_switch.get(name, float("nan"))}
+        for key, model in models.items():
+            pr = model.predict([p], np.array([0]), np.array([g1]), np.array([g2]))[0]
+            row[key] = float(pr[0] / (pr[0] + pr[1]))
+        rows.append(row)
+    return rows
+
+
+def _success_at_switch(train_stage, cfg) -> dict[str, float]:
+    out: dict[str, list[float]] = {}
+    for group, blob in _load_groups(train_stage, cfg):
+        for i, (p, _) in enumerate(group):
+            if p.family != "F":
+                continue
+            n1 = p.stage_updates(cfg.updates_per_stage)[0]
+            out.setdefault(p.name, []).append(float(blob["success"][i, n1 - 1]))
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def _final_success_all(train_stage, cfg) -> np.ndarray:
+    return np.concatenate([_final_success(np.asarray(blob["success"])[:len(group)])
+                           for group, blob in _load_groups(train_stage, cfg)])
+
+
+def run_fit(stage, train_stage, eval_stage, cfg: StudyConfig, seed: int) -> None:
+    table = PairTable.read_csv(Path(eval_stage.path) / "dataset.csv")
+    valid = table.valid()
+    lpg_base = LPGConfig(fit_steps=cfg.fit_steps, lr=cfg.fit_lr, updates_per_stage=cfg.updates_per_stage)
+    t0 = time.perf_counter()
+    prop_cfg = dataclasses.replace(lpg_base, stage_time="proportional")
+    res = protocol.run_protocol(
+        table, protocol.SPLITS, cfg.fit_steps, cfg.n_boot, seed, lpg_base,
+        few_shot_ns=cfg.few_shot_ns, few_shot_trials=cfg.few_shot_trials,
+        full_fits={"lpg_fixed": lpg_base, "lpg_proportional": prop_cfg}, batch=cfg.fit_batch,
+        on_batch=lambda done, total: stage.log_metrics({"fits_done": done, "fits_total": total}))
+    results, shots, n_fits = res["splits"], res["few_shot"], res["n_fits"]
+    for split, why in res["skipped"].items():
+        stage.log_metrics({"split": split, "skipped": why})
+    for split, r in results.items():
+        stage.log_metrics({"split": split, "n_fits": r["n_fits"],
+                           **{f"{m}_kl3": v["kl3"]["mean"] for m, v in r["rows"].items()}})
+    full = LPG(lpg_base, res["full"]["lpg_fixed"])
+    prop = LPG(prop_cfg, res["full"]["lpg_proportional"])
+    fit_wall = time.perf_counter() - t0
+    print(f"goalgen fit phase: {n_fits} LPG fits in {fit_wall:.1f} s")
+    ceil = protocol.ceilings(table, cfg.n_boot, seed)
+    sal = salience(table)
+    pers = persistence(table, _success_at_switch(train_stage, cfg),
+                       {"lpg_fixed": full, "lpg_proportional": prop})
+    final = _final_success_all(train_stage, cfg)
+
+    rows = [
+        Row("agents", len(final)),
+        Row("pipelines", len(set(np.asarray(table.pipeline, dtype=str))), paper=">100 (\"over 100\")",
+            source=f"{PAPER}, abstract"),
+        Row("OOD pairs", len(set(zip(table.obj_a.tolist(), table.obj_b.tolist()))),
+            paper=">250 (\"over 250\")", source=f"{PAPER}, abstract"),
+        Row("fraction of agents >= 80% success on last stage", float(np.mean(final >= 0.8))),
+        Row("valid (agent, pair) examples", len(valid)),
+        Row("LPG fits in fit phase", n_fits),
+        Row("fit phase wall time (s)", fit_wall),
+        Row("salience: fraction choosing goal colour over goal shape (family A)", sal["colour_fraction"]),
+    ]
+    if "cv4" in results:
+        r = results["cv4"]["rows"]
+        d = results["cv4"]["lpg_minus_uniform_kl"]
+        rows += [
+            Row("cv4 LPG 3-way KL", r["lpg"]["kl3"]["mean"], (r["lpg"]["kl3"]["lo"], r["lpg"]["kl3"]["hi"])),
+            Row("cv4 uniform 3-way KL", r["uniform"]["kl3"]["mean"]),
+            Row("cv4 LPG - uniform 3-way KL", d["mean"], (d["lo"], d["hi"])),
+            Row("cv4 LPG directional accuracy", r["lpg"]["dir_acc"]["mean"],
+                (r["lpg"]["dir_acc"]["lo"], r["lpg"]["dir_acc"]["hi"]),
+                paper="82% (seed text only; not in the paper's available text)",
+                source="issue 6 seed text; unverified against " + PAPER),
+        ]
+    if pers:
+        by_share: dict[float, list[float]] = {}
+        for p in pers:
+            by_share.setdefault(p["share"], []).append(p["p_g1"])
+        for share, vals in sorted(by_share.items()):
+            rows.append(Row(f"persistence P(g1)/(P(g1)+P(g2)), stage-1 share {share:g}",
+                            float(np.nanmean(vals)),
+                            paper="'first 15% of training' claim (seed text; not in the paper)" if share == 0.15
+                            else None,
+                            source="issue 6 seed text; unverified against " + PAPER if share == 0.15 else ""))
+    extra = {
+        "splits": {s: {"rows": r["rows"], "lpg_minus_uniform_kl": r["lpg_minus_uniform_kl"],
+                       "n_fits": r["n_fits"]} for s, r in results.items()},
+        "ceilings": ceil, "few_shot": {str(k): v for k, v in shots.items()}, "skipped": res["skipped"],
+        "salience": sal, "persistence": pers, "theta": full.params_dict(),
+        "saliency_SST": full.saliency().tolist(), "final_success": final.tolist(),
+    }
+    stage.write_summary(rows, extra)
+    _figures(stage, results, full, pers, shots)
+
+
+def _figures(stage, results, full: LPG, pers, shots) -> None:
+    from quietrl.core.plotting import new_figure
+
+    from .types import FEATURE_NAMES
+    if "cv4" in results:
+        r = results["cv4"]
+        fig, ax = new_figure(size=(4.5, 4))
+        ax.scatter(r["p_obs"][:, 0], r["pred"]["lpg"][:, 0], s=3, alpha=0.3)
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.set_xlabel("observed P(a)")
+        ax.set_ylabel("LPG predicted P(a) (held-out fold)")
+        ax.set_title("cv4: predicted vs observed")
+        stage.save_figure(fig, "pred_vs_obs")
+    if results:
+        models = list(next(iter(results.values()))["rows"].keys())
+        fig, ax = new_figure(size=(7, 3.5))
+        width = 0.8 / len(models)
+        for j, m in enumerate(models):
+            xs = np.arange(len(results)) + j * width
+            vals = [results[s]["rows"][m]["kl3"]["mean"] for s in results]
+            ax.bar(xs, vals, width, label=m)
+        ax.set_xticks(np.arange(len(results)) + 0.4 - width / 2, list(results), fontsize=7)
+        ax.set_ylabel("mean 3-way KL (held out)")
+        ax.legend(fontsize=6)
+        stage.save_figure(fig, "split_metrics")
+    fig, ax = new_figure(size=(5, 4.5))
+    im = ax.imshow(full.saliency(), cmap="coolwarm")
+    ax.set_xticks(range(len(FEATURE_NAMES)), FEATURE_NAMES, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(FEATURE_NAMES)), FEATURE_NAMES, fontsize=7)
+    fig.colorbar(im)
+    ax.set_title("fitted saliency S S^T")
+    stage.save_figure(fig, "saliency")
+    if pers:
+        fig, ax = new_figure()
+        sh = np.array([p["share"] for p in pers])
+        for key, mk in (("p_g1", "o"), ("lpg_fixed", "x"), ("lpg_proportional", "^"),
+                        ("stage1_success_at_switch", ".")):
+            ax.scatter(sh, [p[key] for p in pers], marker=mk, label=key)
+        ax.set_xlabel("stage-1 share of budget")
+        ax.set_ylabel("P(g1) / (P(g1) + P(g2))")
+        ax.legend(fontsize=7)
+        stage.save_figure(fig, "persistence")
+    if shots:
+        fig, ax = new_figure()
+        ns = sorted(shots)
+        ax.errorbar(ns, [np.mean(shots[n]) for n in ns], [np.std(shots[n]) for n in ns], marker="o")
+        ax.set_xlabel("training pipelines")
+        ax.set_ylabel("held-out 3-way KL")
+        stage.save_figure(fig, "few_shot")
+
+
+# ---------------------------------------------------------------------------------------------------
+def run_study(run, cfg: StudyConfig, seed: int, experiment: str = "study") -> None:
+    """Run (or resume) the three stages of the study in ``run``."""
+    train = run.stage(SUB, f"{experiment}_train", seed)
+    if not train.done:
+        with train.running():
+            run_training(train, cfg, seed)
+            final = np.concatenate([_final_success(np.asarray(b["success"])[:len(g)])
+                                    for g, b in _load_groups(train, cfg)])
+            train.write_summary([Row("agents trained", len(final)),
+                                 Row("fraction of agents >= 80% success on last stage",
+                                     float(np.mean(final >= 0.8)))])
+    ev = run.stage(SUB, f"{experiment}_evaluate", seed)
+    if not ev.done:
+        with ev.running():
+            table = run_evaluation(ev, train, cfg, seed)
+            ev.write_summary([Row("examples", len(table)), Row("valid examples", len(table.valid()))])
+    fit = run.stage(SUB, f"{experiment}_fit", seed)
+    if not fit.done:
+        with fit.running():
+            run_fit(fit, train, ev, cfg, seed)
+
+
+def reproduce(run_dir, quick: bool, seed: int, executor=None) -> None:
+    """Reproduce the study in ``run_dir`` (a core RunDir). quick=True: the reduced study (minutes).
+    The executor is unused: the population trains as one vectorised program."""
+    del executor
+    cfg = quick_config() if quick else StudyConfig()
+    run_study(run_dir, cfg, seed, "quick" if quick else "study")
+
+
+def config_from_overrides(quick: bool, overrides: list[str]) -> StudyConfig:
+    from quietrl.core.config import apply_overrides
+    cfg = quick_config() if quick else StudyConfig()
+    return apply_overrides(cfg, overrides)
