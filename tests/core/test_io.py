@@ -46,3 +46,11 @@ def test_killed_writer_leaves_previous_file_intact(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True)
     assert r.returncode == -9
     assert p.read_text() == "previous"
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    p = tmp_path / "report.html"
+    atomic_write_text(p, "<html></html>")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)
