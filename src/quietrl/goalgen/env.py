@@ -267,9 +267,6 @@ class GoalGridEnv(environment.Environment[EnvState, EnvParams]):
             return (self.grid, self.grid, SYMBOLIC_CHANNELS)
         return (self.grid * GLYPH, self.grid * GLYPH, GLYPH_CHANNELS)
 
-    def state_space(self, params: EnvParams) -> Any:
-        raise NotImplementedError
-
 
 def stack_params(params: list[EnvParams]) -> EnvParams:
     """Stack EnvParams along a new leading axis (for vmap over tasks)."""

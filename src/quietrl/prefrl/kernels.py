@@ -11,6 +11,7 @@ Everything here is NumPy float64: these Grams feed the estimators' Cholesky fact
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Sequence
 
@@ -51,11 +52,12 @@ def _sqdist(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return np.maximum(d2, 0.0)
 
 
-class Kernel:
+class Kernel(abc.ABC):
     """Base class: ``k(X, Y) -> (n, m)`` Gram matrix and ``k.diag(X) -> (n,)``."""
 
+    @abc.abstractmethod
     def __call__(self, X: np.ndarray, Y: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError
+        """Gram matrix ``(n, m)`` between ``X (n, d)`` and ``Y (m, d)`` (``Y`` defaults to ``X``)."""
 
     def diag(self, X: np.ndarray) -> np.ndarray:
         """Diagonal ``k(x_i, x_i)`` for ``X (n, d)``; shape ``(n,)``."""

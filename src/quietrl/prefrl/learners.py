@@ -13,6 +13,7 @@ Policies are ``(H, S)`` arrays of action indices.
 
 from __future__ import annotations
 
+import abc
 import time
 
 import numpy as np
@@ -44,7 +45,7 @@ def default_kernel(env: GriddedMDP) -> str:
     return "delta" if env.name == "chain" else "se"
 
 
-class Learner:
+class Learner(abc.ABC):
     """Shared machinery: features, reward and transition models, planning with both bonuses."""
 
     def __init__(self, env: GriddedMDP, cfg: LearnerConfig, rng: np.random.Generator):
@@ -88,10 +89,10 @@ class Learner:
         )
         return pol
 
+    @abc.abstractmethod
     def select_pair(self, history=None) -> tuple[np.ndarray, np.ndarray]:
         """Two deterministic Markov policies (H, S) for the next episode. ``history`` is accepted for the
         interface but unused: every learner keeps its sufficient statistics itself (fed by ``update``)."""
-        raise NotImplementedError
 
     def update(self, tau1: Trajectory, tau2: Trajectory, label: int) -> None:
         """Add both trajectories' transitions and the preference; refit every ``refit_every`` episodes."""
