@@ -25,14 +25,13 @@ def _parse(text: str, tp: Any, key: str) -> Any:
     if origin in (Union, types.UnionType):
         if type(None) in args and text.strip().lower() in {"none", "null", ""}:
             return None
-        errors = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return _parse(text, a, key)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                pass
         raise ConfigError(f"--set {key}={text}: cannot be read as {_type_name(tp)}")
     if origin is Literal:
         for a in args:

@@ -72,7 +72,7 @@ def _figure(path: Path) -> str:
 
 def _section(run: RunDir, sub: Any, run_subs: list[str] | None) -> str:
     status = run.sub_status(sub.name)
-    stages = [s for s in run.stages(sub.name)]
+    stages = run.stages(sub.name)
     if status is None:
         state = "skipped" if (run_subs is not None and sub.name not in run_subs) else (
             "done" if stages and all(s.done for s in stages) else ("running" if stages else "skipped"))

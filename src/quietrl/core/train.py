@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from quietrl.core.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from quietrl.core.checkpoint import has_checkpoint, load_checkpoint, read_meta, save_checkpoint
 
 
 def mean_metrics(chunk: int, state: Any, metrics: Any) -> dict[str, float]:
@@ -61,8 +61,6 @@ def run_chunks(
     init_state = jax.device_get(init_state)
     state, start = init_state, 0
     if checkpoint and ckpt_dir is not None and has_checkpoint(ckpt_dir):
-        from quietrl.core.checkpoint import read_meta
-
         state, start = load_checkpoint(ckpt_dir, kind, config, init_state)
         if stage is not None:
             stage.seek_metrics(read_meta(ckpt_dir)["extra"].get("metrics_position", 0))
