@@ -14,6 +14,8 @@ def test_run_command_small(capsys):
     code, out, err = _run(capsys, "run", "--algo", "ucb", "--env", "chain", "--episodes", "20")
     assert code == 0, err
     assert "cumulative regret" in out and "seconds per episode" in out
+    code, out, err = _run(capsys, "run", "--env", "chain", "--episodes", "20", "--set", "solver=lbfgs")
+    assert code == 0, err
 
 
 @pytest.mark.parametrize(
@@ -24,6 +26,7 @@ def test_run_command_small(capsys):
         (("run", "--env", "maze"), "unknown env 'maze'"),
         (("run", "--algo", "ppo"), "unknown 'ppo'"),
         (("run", "--set", "kernel=gauss"), "gauss"),
+        (("run", "--set", "solver=sgd"), "solver"),
         (("regret", "--algos", "ucb,foo"), "unknown 'foo'"),
     ],
 )

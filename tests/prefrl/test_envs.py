@@ -107,3 +107,19 @@ def test_monte_carlo_user_mdp():
 
     with pytest.raises(UserError, match="episode 0, step 1"):
         monte_carlo_value(Bad(), lambda h, s: 1, 10, np.random.default_rng(0))
+
+
+def test_separable_transitions_equal_the_dense_array():
+    import dataclasses
+
+    env = bumps2d()
+    dense = dataclasses.replace(env, separable=None)
+    rng = np.random.default_rng(3)
+    V = rng.standard_normal((2, env.num_states))
+    assert np.allclose(env.expected_next(V), dense.expected_next(V), atol=1e-13)
+    assert np.allclose(env.expected_next(V[0]), env.P @ V[0], atol=1e-13)
+    pol = rng.integers(0, env.num_actions, (env.horizon, env.num_states))
+    assert env.evaluate(pol) == pytest.approx(dense.evaluate(pol), abs=1e-12)
+    assert env.optimal()[0] == pytest.approx(dense.optimal()[0], abs=1e-12)
+    with pytest.raises(UserError, match="separable"):
+        dataclasses.replace(env, separable=(env.separable[0][:, :5, :5], env.separable[1]))

@@ -50,3 +50,24 @@ def test_full_path_with_ablation_summary(tmp_path, monkeypatch):
     st = run.stage(sub="prefrl", experiment="ablation_summary", seed=0)
     assert st.done and (st.figures_dir / "ablations.png").exists()
     assert [r.quantity for r in st.rows()] == ["ablation base: ucb slope (N=20)", "ablation beta2.0: ucb slope (N=20)"]
+
+
+def test_study_resumes_run_by_run(tmp_path, monkeypatch):
+    """Finished runs are cached; a rerun computes only the missing ones and returns identical results."""
+    spec = StudySpec("chain", ("uniform", "ucb"), 25, (0, 1))
+    first = run_study(spec, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 4
+    (tmp_path / "chain_ucb_N25_seed1.npz").unlink()  # as if interrupted before the last run finished
+    calls = []
+    real = experiment.run_learner
+
+    def counting(env, cfg, episodes, seed, progress=None):
+        calls.append((cfg.algo, seed))
+        return real(env, cfg, episodes, seed, progress)
+
+    monkeypatch.setattr(experiment, "run_learner", counting)
+    again = run_study(spec, cache_dir=tmp_path)
+    assert calls == [("ucb", 1)]
+    for algo in spec.algos:
+        for a, b in zip(first[algo], again[algo]):
+            assert np.array_equal(a.v1, b.v1) and np.array_equal(a.states2, b.states2) and a.seed == b.seed

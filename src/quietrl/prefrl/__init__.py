@@ -17,7 +17,7 @@ from quietrl.prefrl.estimators import (
     kappa_btl,
     theory_beta,
 )
-from quietrl.prefrl.features import grid_features, nystrom_features
+from quietrl.prefrl.features import grid_features, nystrom_features, phi_dot
 from quietrl.prefrl.kernels import (
     KERNEL_NAMES,
     Delta,
@@ -30,7 +30,8 @@ from quietrl.prefrl.kernels import (
 )
 from quietrl.prefrl.learners import Learner, make_learner, run_learner
 from quietrl.prefrl.oracle import BTLOracle
-from quietrl.prefrl.planning import plan
+from quietrl.prefrl.logistic import SolverInfo
+from quietrl.prefrl.planning import action_blocks, expand_blocks, plan, plan_linear
 from quietrl.prefrl.regret import fit_slope, local_slope, slope_summary
 from quietrl.prefrl.types import ALGOS, LearnerConfig, RunResult
 
@@ -40,5 +41,6 @@ __all__ = [
     "RidgeRewardModel", "TransitionModel", "fit_logistic", "kappa_btl", "theory_beta", "grid_features",
     "nystrom_features", "KERNEL_NAMES", "Delta", "Kernel", "Linear", "Matern", "SquaredExponential",
     "make_kernel", "state_action_kernel", "Learner", "make_learner", "run_learner", "BTLOracle", "plan",
+    "plan_linear", "action_blocks", "expand_blocks", "phi_dot", "SolverInfo",
     "fit_slope", "local_slope", "slope_summary", "ALGOS", "LearnerConfig", "RunResult",
 ]

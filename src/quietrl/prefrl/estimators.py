@@ -1,7 +1,9 @@
 """Estimators: kernel logistic reward MLE, confidence widths, transition ridge regression, exact solver.
 
-All linear algebra is NumPy/SciPy float64 (spec §7: float32 Cholesky with small ridge is unreliable); JAX's
-x64 mode is never switched on. Reconstructed choices [derived, ours, not the paper's]: the gauge term,
+Float64 throughout (spec §7: float32 Cholesky with small ridge is unreliable). The logistic MLE runs as
+jitted JAX inside ``jax.enable_x64`` contexts (``logistic.py``); the rank-k confidence-matrix updates, the
+incremental Cholesky and the dual solver stay NumPy/SciPy (why: NOTES.md). The global x64 switch is never
+touched. Reconstructed choices [derived, ours, not the paper's]: the gauge term,
 the unweighted confidence matrix V_n, the beta formulas (kernel-logistic-bandit form), the Laplace width,
 the KOVI-style transition bonus. Each is a separate function or class so it can be swapped.
 
@@ -10,17 +12,19 @@ Shapes: m features, n observations, |Z| grid state-action pairs, S states.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import scipy.linalg as sla
 
 from quietrl.core.errors import UserError
+from quietrl.prefrl.features import phi_dot
+from quietrl.prefrl.logistic import NewtonInfo, SolverInfo, fit_logistic, logistic_objective
 from quietrl.prefrl.oracle import log1pexp, sigmoid
 
 __all__ = [
     "NewtonInfo",
+    "SolverInfo",
     "logistic_objective",
     "fit_logistic",
     "FeatureGram",
@@ -37,69 +41,6 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------------
 # Kernel logistic MLE (primal, finite features)
 # ----------------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class NewtonInfo:
-    iterations: int
-    grad_norm: float
-    objective: float
-    converged: bool
-
-
-def logistic_objective(theta, X, o, c, lam, rho, phibar):
-    """sum_i l(c <theta, x_i>, o_i) + lam/2 |theta|^2 + rho/2 <phibar, theta>^2 with l(u, o) = log(1+e^u) - o u."""
-    u = c * (X @ theta)
-    g = float(phibar @ theta) if phibar is not None else 0.0
-    return float(np.sum(log1pexp(u) - o * u) + 0.5 * lam * theta @ theta + 0.5 * rho * g * g)
-
-
-def fit_logistic(
-    X: np.ndarray,
-    o: np.ndarray,
-    c: float = 1.0,
-    lam: float = 1.0,
-    rho: float = 0.0,
-    phibar: np.ndarray | None = None,
-    theta0: np.ndarray | None = None,
-    max_iter: int = 50,
-    tol: float = 1e-8,
-) -> tuple[np.ndarray, NewtonInfo]:
-    """Regularised logistic MLE by Newton's method with Armijo backtracking (spec pitfall 1: undamped
-    Newton diverges on separable early data).
-
-    X (n, m) trajectory-difference features, o (n,) labels in {0,1}; returns theta (m,) and NewtonInfo.
-    Stops when the gradient's max-norm is below ``tol`` or after ``max_iter`` Newton steps (warm starts make
-    a few steps enough between refits).
-    """
-    n, m = X.shape
-    theta = np.zeros(m) if theta0 is None else np.array(theta0, dtype=np.float64)
-    pb = np.zeros(m) if phibar is None else phibar
-    f = logistic_objective(theta, X, o, c, lam, rho, pb)
-    gn = np.inf
-    for it in range(max_iter):
-        u = c * (X @ theta)
-        mu = sigmoid(u)
-        grad = c * (X.T @ (mu - o)) + lam * theta + rho * pb * (pb @ theta)
-        gn = float(np.max(np.abs(grad)))
-        if gn < tol:
-            return theta, NewtonInfo(it, gn, f, True)
-        w = c * c * mu * (1.0 - mu)
-        Hs = (X.T * w) @ X + lam * np.eye(m) + rho * np.outer(pb, pb)
-        step = -sla.cho_solve(sla.cho_factor(Hs, lower=True), grad)
-        slope = float(grad @ step)
-        t = 1.0
-        while True:
-            cand = theta + t * step
-            fc = logistic_objective(cand, X, o, c, lam, rho, pb)
-            if fc <= f + 1e-4 * t * slope or t < 1e-10:
-                break
-            t *= 0.5
-        theta, f = cand, fc
-    u = c * (X @ theta)
-    grad = c * (X.T @ (sigmoid(u) - o)) + lam * theta + rho * pb * (pb @ theta)
-    gn = float(np.max(np.abs(grad)))
-    return theta, NewtonInfo(max_iter, gn, f, gn < tol)
 
 
 def kappa_btl(c: float, horizon: int, reward_range: tuple[float, float]) -> float:
@@ -123,8 +64,9 @@ class FeatureGram:
     """G = G0 + sum_j x_j x_j^T (m x m) with its Cholesky, log det and cached widths phi(z)^T G^{-1} phi(z)
     for every grid row of ``Phi (|Z|, m)``. Row additions update the widths by Woodbury in O(|Z| m k)."""
 
-    def __init__(self, Phi: np.ndarray, G0: np.ndarray, refresh_every: int = 200):
+    def __init__(self, Phi: np.ndarray, G0: np.ndarray, refresh_every: int = 200, Phi_S: np.ndarray | None = None):
         self.Phi = Phi
+        self.Phi_S = Phi_S  # optional action-block form of Phi (features.phi_dot)
         self.G = np.array(G0, dtype=np.float64)
         self.refresh_every = refresh_every
         self._adds = 0
@@ -156,7 +98,7 @@ class FeatureGram:
         U = self.solve(Xnew.T)  # (m, k)
         S = np.eye(Xnew.shape[0]) + Xnew @ U
         Ls = np.linalg.cholesky(S)
-        Gz = sla.solve_triangular(Ls, (self.Phi @ U).T, lower=True)  # (k, |Z|)
+        Gz = sla.solve_triangular(Ls, phi_dot(self.Phi, U, self.Phi_S).T, lower=True)  # (k, |Z|)
         self.G += Xnew.T @ Xnew
         self._factor()
         self._adds += 1
@@ -183,23 +125,31 @@ class PreferenceRewardModel:
     r_hat(z) = Phi @ theta; widths ||phi(z)||_{V^{-1}} cached for every z.
     """
 
-    def __init__(self, Phi, c=1.0, lam=1.0, rho=1e3, kappa=1.0, capacity=256):
-        self.Phi = Phi
+    def __init__(self, Phi, c=1.0, lam=1.0, rho=1e3, kappa=1.0, capacity=256, solver="newton", hessian_refresh=1.25,
+                 Phi_S=None):
+        self.Phi, self.Phi_S = Phi, Phi_S
         self.c, self.lam, self.rho, self.kappa = float(c), float(lam), float(rho), float(kappa)
+        self.solver, self.hessian_refresh = solver, float(hessian_refresh)
+        self._hess: np.ndarray | None = None  # lagged Newton metric (Cholesky factor) and the n it was made at
+        self._hess_n = 0
         m = Phi.shape[1]
         self.phibar = Phi.mean(0)
-        self.V = FeatureGram(Phi, kappa * lam * np.eye(m) + rho * np.outer(self.phibar, self.phibar))
+        self.V = FeatureGram(Phi, kappa * lam * np.eye(m) + rho * np.outer(self.phibar, self.phibar), Phi_S=Phi_S)
         self.X = np.zeros((capacity, m))
         self.o = np.zeros(capacity)
         self.n = 0
         self.theta = np.zeros(m)
         self.last_info: NewtonInfo | None = None
 
-    def add(self, x: np.ndarray, label: int) -> None:
-        """Append one observation (buffers double when full)."""
-        if self.n == self.X.shape[0]:
+    def reserve(self, n: int) -> None:
+        """Grow the buffers (by doubling, so their row count stays a power of two) to hold n observations."""
+        while n > self.X.shape[0]:
             self.X = np.concatenate([self.X, np.zeros_like(self.X)])
             self.o = np.concatenate([self.o, np.zeros_like(self.o)])
+
+    def add(self, x: np.ndarray, label: int) -> None:
+        """Append one observation (buffers double when full)."""
+        self.reserve(self.n + 1)
         self.X[self.n] = x
         self.o[self.n] = label
         self.n += 1
@@ -208,24 +158,29 @@ class PreferenceRewardModel:
     def add_batch(self, X: np.ndarray, labels: np.ndarray) -> None:
         """Append many observations ``X (k, m)``, ``labels (k,)`` with one confidence-matrix update."""
         k = X.shape[0]
-        while self.n + k > self.X.shape[0]:
-            self.X = np.concatenate([self.X, np.zeros_like(self.X)])
-            self.o = np.concatenate([self.o, np.zeros_like(self.o)])
+        self.reserve(self.n + k)
         self.X[self.n : self.n + k] = X
         self.o[self.n : self.n + k] = labels
         self.n += k
         self.V.add(self.c * X)
 
-    def refit(self, max_iter: int = 3, tol: float = 1e-6) -> NewtonInfo:
-        """Warm-started Newton-Armijo refit of theta."""
-        self.theta, self.last_info = fit_logistic(
-            self.X[: self.n], self.o[: self.n], self.c, self.lam, self.rho, self.phibar, self.theta, max_iter, tol
+    def refit(self, max_iter: int = 3, tol: float = 1e-6, solver: str | None = None) -> SolverInfo:
+        """Warm-started refit of theta (``solver``: the model's by default). Newton is textbook (fresh
+        Hessian every iteration) when n has grown by ``hessian_refresh`` since the last such refit, and keeps
+        that refit's last Hessian factor as a fixed metric in between: O(n m) instead of O(n m^2) per refit."""
+        solver = solver or self.solver
+        fresh = solver == "newton" and (self._hess is None or self.n >= self.hessian_refresh * self._hess_n)
+        self.theta, self.last_info, L = fit_logistic(
+            self.X, self.o, self.c, self.lam, self.rho, self.phibar, self.theta, max_iter, tol,
+            solver=solver, n=self.n, hessian=None if fresh else self._hess, return_hessian=True,
         )
+        if fresh:
+            self._hess, self._hess_n = L, self.n
         return self.last_info
 
     def reward(self, theta: np.ndarray | None = None) -> np.ndarray:
         """r_hat on the grid, shape (|Z|,)."""
-        return self.Phi @ (self.theta if theta is None else theta)
+        return phi_dot(self.Phi, self.theta if theta is None else theta, self.Phi_S)
 
     def widths(self) -> np.ndarray:
         """||phi(z)||_{V^{-1}} for every grid z; shape (|Z|,)."""
@@ -234,7 +189,7 @@ class PreferenceRewardModel:
     def centred_widths(self, m_h: np.ndarray) -> np.ndarray:
         """||phi(z) - m_h||_{V^{-1}} for reference features m_h (H, m); shape (H, |Z|)."""
         Vm = self.V.solve(m_h.T)  # (m, H)
-        cross = self.Phi @ Vm  # (|Z|, H)
+        cross = phi_dot(self.Phi, Vm, self.Phi_S)  # (|Z|, H)
         quad = np.sum(m_h.T * Vm, axis=0)  # (H,)
         return np.sqrt(np.maximum(self.V.w2[None, :] - 2 * cross.T + quad[:, None], 0.0))
 
@@ -258,10 +213,10 @@ class PreferenceRewardModel:
 class RidgeRewardModel:
     """Numeric-reward ridge regression (for the oracle_ucb reference): A_r = lam I + sum phi phi^T."""
 
-    def __init__(self, Phi, lam=1.0):
-        self.Phi = Phi
+    def __init__(self, Phi, lam=1.0, Phi_S=None):
+        self.Phi, self.Phi_S = Phi, Phi_S
         self.lam = float(lam)
-        self.A = FeatureGram(Phi, lam * np.eye(Phi.shape[1]))
+        self.A = FeatureGram(Phi, lam * np.eye(Phi.shape[1]), Phi_S=Phi_S)
         self.b = np.zeros(Phi.shape[1])
         self.theta = np.zeros(Phi.shape[1])
 
@@ -272,7 +227,7 @@ class RidgeRewardModel:
         self.theta = self.A.solve(self.b)
 
     def reward(self) -> np.ndarray:
-        return self.Phi @ self.theta
+        return phi_dot(self.Phi, self.theta, self.Phi_S)
 
     def widths(self) -> np.ndarray:
         """sqrt(lam phi^T A^{-1} phi) per grid z (spec §5)."""
@@ -287,10 +242,10 @@ class TransitionModel:
     enter through a count matrix C (|Z|, S) and P_hat V = Phi A_P^{-1} Phi^T (C V).
     """
 
-    def __init__(self, Phi, num_states, lam=1.0):
-        self.Phi = Phi
+    def __init__(self, Phi, num_states, lam=1.0, Phi_S=None):
+        self.Phi, self.Phi_S = Phi, Phi_S
         self.lam = float(lam)
-        self.A = FeatureGram(Phi, lam * np.eye(Phi.shape[1]))
+        self.A = FeatureGram(Phi, lam * np.eye(Phi.shape[1]), Phi_S=Phi_S)
         self.C = np.zeros((Phi.shape[0], num_states))
         self.PhiTC = np.zeros((Phi.shape[1], num_states))  # Phi^T C, kept incrementally: O(m) per transition
 
@@ -302,11 +257,11 @@ class TransitionModel:
 
     def backup(self, V: np.ndarray) -> np.ndarray:
         """P_hat V on every grid z; V (S,) -> (|Z|,). O(m S + m^2 + |Z| m)."""
-        return self.Phi @ self.A.solve(self.PhiTC @ V)
+        return phi_dot(self.Phi, self.A.solve(self.PhiTC @ V), self.Phi_S)
 
     def matrix(self) -> np.ndarray:
         """P_hat as a (|Z|, S) matrix (signed: kernel ridge weights need not be probabilities)."""
-        return self.Phi @ self.A.solve(self.PhiTC)
+        return phi_dot(self.Phi, self.A.solve(self.PhiTC), self.Phi_S)
 
     def widths(self) -> np.ndarray:
         return self.A.widths()

@@ -1,6 +1,7 @@
 """The regret study and the quick reproduction, written through quietrl.core's RunDir API.
 
-Stages (each skipped when already done, so a rerun resumes):
+Stages (each skipped when already done, so a rerun resumes; inside an unfinished stage every finished run
+is kept in its checkpoints/runs folder and not rerun):
   exact_values   V*, "stay" and uniform values by exact DP; Fig. 0 reward and V* over bumps1d's grid.
   regret_chain   learners on `chain` (delta kernel), seeds, regret curves, slopes, table.
   regret_bumps1d learners on `bumps1d` (SE 0.1), same outputs, learned vs true reward, chosen policies.
@@ -24,7 +25,7 @@ from quietrl.prefrl.learners import run_learner
 from quietrl.prefrl.regret import local_slope, slope_summary, window_means
 from quietrl.prefrl.types import LearnerConfig, RunResult
 
-__all__ = ["StudySpec", "run_job", "run_study", "study_table", "reproduce", "plot_regret", "QUICK", "FULL"]
+__all__ = ["StudySpec", "run_job", "run_study", "save_result", "load_result", "study_table", "reproduce", "plot_regret", "QUICK", "FULL"]
 
 SUB = "prefrl"
 ACCEPT_UCB_SLOPE_UPPER = 0.9
@@ -74,23 +75,70 @@ FULL = (
 
 
 def run_job(item: tuple) -> RunResult:
-    """Module-level (picklable) job: (env, algo, episodes, seed, overrides) -> RunResult."""
-    env_name, algo, episodes, seed, overrides = item
+    """Module-level (picklable) job: (env, algo, episodes, seed, overrides[, cache path]) -> RunResult.
+    With a cache path the finished run is also written there (atomically), so that an interrupted study
+    resumes run by run instead of stage by stage."""
+    env_name, algo, episodes, seed, overrides = item[:5]
     cfg = LearnerConfig(algo=algo, **dict(overrides))
-    return run_learner(make_env(env_name), cfg, episodes, seed)
+    result = run_learner(make_env(env_name), cfg, episodes, seed)
+    if len(item) > 5 and item[5] is not None:
+        save_result(result, item[5])
+    return result
 
 
-def run_study(spec: StudySpec, executor=None, seed_offset: int = 0) -> dict[str, list[RunResult]]:
-    """All (algo, seed) runs of a study, through ``executor.map`` when given (else in this process)."""
+_RESULT_ARRAYS = ("v1", "v2", "labels", "seconds", "states1", "states2")
+
+
+def save_result(r: RunResult, path) -> None:
+    """One run's arrays and identity as an .npz file, written atomically."""
+    import io as _io
+
+    from quietrl.core.io import atomic_write_bytes
+
+    buf = _io.BytesIO()
+    extra = {} if r.reward_hat is None else {"reward_hat": r.reward_hat}
+    np.savez_compressed(buf, algo=r.algo, env=r.env, seed=r.seed, vstar=r.vstar,
+                        **{k: getattr(r, k) for k in _RESULT_ARRAYS}, **extra)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_result(path) -> RunResult:
+    """Inverse of save_result."""
+    with np.load(path) as z:
+        return RunResult(str(z["algo"]), str(z["env"]), int(z["seed"]), float(z["vstar"]),
+                         *(z[k] for k in _RESULT_ARRAYS), reward_hat=z["reward_hat"] if "reward_hat" in z else None)
+
+
+def run_study(spec: StudySpec, executor=None, seed_offset: int = 0, cache_dir=None) -> dict[str, list[RunResult]]:
+    """All (algo, seed) runs of a study, through ``executor.map`` when given (else in this process).
+
+    ``cache_dir``: finished runs are stored there and reused (a key per env, algo, N, seed, overrides)."""
+    from pathlib import Path
+
     items = [(spec.env, a, spec.episodes, s + seed_offset, spec.overrides) for a in spec.algos for s in spec.seeds]
+    cached: dict[int, RunResult] = {}
+    if cache_dir is not None:
+        cache_dir = Path(cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        keyed = []
+        for i, it in enumerate(items):
+            ov = "".join(f"_{k}={v}" for k, v in it[4])
+            path = cache_dir / f"{it[0]}_{it[1]}_N{it[2]}_seed{it[3]}{ov}.npz"
+            if path.exists():
+                cached[i] = load_result(path)
+            keyed.append(it + (str(path),))
+        items = keyed
+    todo = [i for i in range(len(items)) if i not in cached]
     if executor is None:
-        values = [run_job(it) for it in items]
+        fresh = [run_job(items[i]) for i in todo]
     else:
-        values = []
-        for r in executor.map(run_job, items):
+        fresh = []
+        for r in executor.map(run_job, [items[i] for i in todo]):
             if not r.ok:
                 raise RuntimeError(f"prefrl job {r.item} failed: {r.error}")
-            values.append(r.value)
+            fresh.append(r.value)
+    cached.update(zip(todo, fresh))
+    values = [cached[i] for i in range(len(items))]
     out: dict[str, list[RunResult]] = {a: [] for a in spec.algos}
     for v in values:
         out[v.algo].append(v)
@@ -266,7 +314,8 @@ def _stage_exact(stage) -> None:
 
 def _stage_study(stage, spec: StudySpec, executor, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter()
-    results = run_study(spec, executor, seed_offset=seed)
+    # finished runs go to the stage's checkpoint folder, which a resumed stage keeps
+    results = run_study(spec, executor, seed_offset=seed, cache_dir=stage.checkpoint_dir / "runs")
     wall = time.perf_counter() - t0
     table = study_table(results)
     acc = acceptance(table)

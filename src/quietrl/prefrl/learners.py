@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import time
 
+import jax
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -31,7 +32,7 @@ from quietrl.prefrl.estimators import (
 from quietrl.prefrl.features import grid_features
 from quietrl.prefrl.kernels import state_action_kernel
 from quietrl.prefrl.oracle import BTLOracle
-from quietrl.prefrl.planning import feature_occupancy, plan
+from quietrl.prefrl.planning import action_blocks, expand_blocks, feature_occupancy, plan_linear
 from quietrl.prefrl.types import LearnerConfig, RunResult
 
 __all__ = ["Learner", "make_learner", "run_learner", "default_kernel"]
@@ -56,10 +57,21 @@ class Learner(abc.ABC):
         kname = cfg.kernel or default_kernel(env)
         kernel = state_action_kernel(kname, cfg.lengthscale, env.state_dim)
         n_ind = None if kname == "delta" else (cfg.inducing_states or _DEFAULT_INDUCING.get(env.name, 30))
-        self.Phi = grid_features(env, kernel, n_ind)
+        Phi = grid_features(env, kernel, n_ind)
+        Phi_S = action_blocks(Phi, self.A)
+        if Phi_S is not None:
+            # k_S x delta_A: keep the features exactly factored (planning then costs A times less)
+            Phi = expand_blocks(Phi_S, self.A)
+        self.Phi, self.Phi_S = Phi, Phi_S
+        self._blocked = Phi_S is not None
+        with jax.enable_x64(True):
+            self._plan_F = jax.numpy.asarray(Phi_S if self._blocked else Phi)  # device copy, made once
         self.kappa = kappa_btl(cfg.temperature, env.horizon, env.reward_range) if cfg.beta_mode == "theory" else 1.0
-        self.reward_model = PreferenceRewardModel(self.Phi, cfg.temperature, cfg.lam_r, cfg.rho, self.kappa)
-        self.trans = TransitionModel(self.Phi, self.S, cfg.lam_P)
+        self.reward_model = PreferenceRewardModel(
+            self.Phi, cfg.temperature, cfg.lam_r, cfg.rho, self.kappa, solver=cfg.solver,
+            hessian_refresh=cfg.hessian_refresh, Phi_S=Phi_S,
+        )
+        self.trans = TransitionModel(self.Phi, self.S, cfg.lam_P, Phi_S=Phi_S)
         self.episodes = 0
         self.recent_pi2: list[np.ndarray] = []  # per-step z indices of recent pi2 rollouts (centred bonus)
 
@@ -78,16 +90,30 @@ class Learner(abc.ABC):
             return self.reward_model.centred_widths(m_h)
         return self.reward_model.widths()
 
-    def _plan(self, theta=None, reward_bonus=True, transition_bonus=True):
+    def reserve(self, episodes: int) -> None:
+        """Preallocate buffers for ``episodes`` (fixed shapes: the jitted solvers compile once per run)."""
+        if hasattr(self, "reward_model"):
+            self.reward_model.reserve(episodes)
+
+    def _plan_batch(self, specs) -> list[np.ndarray]:
+        """One jitted DP for several plans. specs: [(theta or None, reward_bonus, transition_bonus), ...];
+        returns one policy (H, S) per spec."""
         rm = self.reward_model
-        pol, V = plan(
-            self.H, self.S, self.A, rm.reward(theta), self.trans.backup, self.rng,
-            reward_bonus=self._reward_bonus() if reward_bonus else None,
-            transition_bonus=self.trans.widths() if transition_bonus else None,
-            beta_r=self.beta_r() if reward_bonus else 0.0,
-            beta_P=self.cfg.beta_P if transition_bonus else 0.0,
-        )
-        return pol
+        need_rb = any(rb for _, rb, _ in specs)
+        rbonus = self._reward_bonus() if need_rb else np.zeros(self.Phi.shape[0])  # (Z,) or (H, Z)
+        br = self.beta_r() if need_rb else 0.0
+        R = np.stack([rm.reward(theta) for theta, _, _ in specs])
+        cr = np.array([br if rb else 0.0 for _, rb, _ in specs])
+        ct = np.array([self.cfg.beta_P if tb else 0.0 for _, _, tb in specs])
+        return self._run_plan(R, rbonus, cr, ct)
+
+    def _run_plan(self, R, rbonus, cr, ct) -> list[np.ndarray]:
+        pols, _ = plan_linear(R, rbonus, cr, self.trans.widths(), ct, self._plan_F, self.trans.PhiTC, self.trans.A.L,
+                              self.rng, self.H, blocked=self._blocked)
+        return list(pols)
+
+    def _plan(self, theta=None, reward_bonus=True, transition_bonus=True):
+        return self._plan_batch([(theta, reward_bonus, transition_bonus)])[0]
 
     @abc.abstractmethod
     def select_pair(self, history=None) -> tuple[np.ndarray, np.ndarray]:
@@ -122,14 +148,15 @@ class Uniform(Learner):
 
 class Greedy(Learner):
     def select_pair(self, history=None):
-        return self._plan(reward_bonus=False, transition_bonus=False), self._plan(
-            reward_bonus=False, transition_bonus=False
-        )
+        # two plug-in plans: identical up to random ties
+        p1, p2 = self._plan_batch([(None, False, False), (None, False, False)])
+        return p1, p2
 
 
 class UCB(Learner):
     def select_pair(self, history=None):
-        return self._plan(), self._plan(reward_bonus=False, transition_bonus=False)
+        p1, p2 = self._plan_batch([(None, True, True), (None, False, False)])
+        return p1, p2
 
 
 class Perturbed(Learner):
@@ -138,7 +165,8 @@ class Perturbed(Learner):
 
     def select_pair(self, history=None):
         keep = self.cfg.keep_reward_bonus
-        return (self._plan(self._draw(), reward_bonus=keep), self._plan(self._draw(), reward_bonus=keep))
+        p1, p2 = self._plan_batch([(self._draw(), keep, True), (self._draw(), keep, True)])
+        return p1, p2
 
 
 class MaxInfo(Perturbed):
@@ -146,8 +174,10 @@ class MaxInfo(Perturbed):
     learned transition matrix with negative entries clipped and rows renormalised (ours)."""
 
     def select_pair(self, history=None):
-        cands = [self._plan(), self._plan(reward_bonus=False, transition_bonus=False)]
-        cands += [self._plan(self._draw(), reward_bonus=self.cfg.keep_reward_bonus) for _ in range(self.cfg.pool_size)]
+        keep = self.cfg.keep_reward_bonus
+        cands = self._plan_batch(
+            [(None, True, True), (None, False, False)] + [(self._draw(), keep, True) for _ in range(self.cfg.pool_size)]
+        )
         M = np.maximum(self.trans.matrix(), 0.0)  # (|Z|, S)
         rows = M.sum(1, keepdims=True)
         M = np.where(rows > 0, M / np.where(rows > 0, rows, 1.0), 1.0 / self.S)
@@ -174,14 +204,11 @@ class OracleUCB(Learner):
 
     def __init__(self, env, cfg, rng):
         super().__init__(env, cfg, rng)
-        self.ridge = RidgeRewardModel(self.Phi, cfg.lam_r)
+        self.ridge = RidgeRewardModel(self.Phi, cfg.lam_r, Phi_S=self.Phi_S)
 
     def select_pair(self, history=None):
-        pol, _ = plan(
-            self.H, self.S, self.A, self.ridge.reward(), self.trans.backup, self.rng,
-            reward_bonus=self.ridge.widths(), transition_bonus=self.trans.widths(),
-            beta_r=self.cfg.beta_scale, beta_P=self.cfg.beta_P,
-        )
+        (pol,) = self._run_plan(self.ridge.reward()[None, :], self.ridge.widths(), np.array([self.cfg.beta_scale]),
+                                np.array([self.cfg.beta_P]))
         return pol, pol
 
     def update(self, tau1, tau2, label):
@@ -231,6 +258,7 @@ def run_learner(env: GriddedMDP, cfg: LearnerConfig, episodes: int, seed: int, p
 def _run(env, cfg, episodes, seed, progress):
     rng = np.random.default_rng(seed)
     learner = make_learner(env, cfg, np.random.default_rng(rng.integers(2**63)))
+    learner.reserve(episodes)
     oracle = BTLOracle(env.reward_range, cfg.temperature)
     env_rng = np.random.default_rng(rng.integers(2**63))
     vstar = env.optimal_value

@@ -22,7 +22,9 @@ class LearnerConfig:
     (SE 0.1 on bumps*, delta on chain). inducing_states: Nyström inducing states per action (None: the env default, 30 on
     bumps1d [proto], 36 on bumps2d [derived]; the delta kernel always uses every state).
     beta_mode: "constant" (beta_r = beta_scale) or "theory" (beta_scale x the §2.1 formula, with kappa lam
-    as the confidence-matrix ridge). bonus: "absolute" ||phi(z)||_{V^-1} or "centred" ||phi(z) - m_h||.
+    as the confidence-matrix ridge). solver: the logistic MLE's (newton_iters iterations per refit either way);
+    hessian_refresh: Newton keeps its Hessian factor until the data have grown by this factor (1 = refresh
+    at every refit; lagging it makes a refit O(n m) instead of O(n m^2)). bonus: "absolute" ||phi(z)||_{V^-1} or "centred" ||phi(z) - m_h||.
     """
 
     algo: Literal["uniform", "greedy", "ucb", "ucb_centred", "perturbed", "maxinfo", "oracle_ucb"] = "ucb"
@@ -38,6 +40,8 @@ class LearnerConfig:
     delta: float = 0.05
     refit_every: int = 2
     newton_iters: int = 3
+    solver: Literal["newton", "lbfgs"] = "newton"
+    hessian_refresh: float = 1.25
     bonus: Literal["absolute", "centred"] = "absolute"
     centre_window: int = 20
     keep_reward_bonus: bool = True
@@ -63,6 +67,10 @@ class LearnerConfig:
         for name in ("refit_every", "newton_iters", "centre_window", "pool_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.solver not in ("newton", "lbfgs"):
+            raise ConfigError(f"solver: unknown '{self.solver}'; valid: newton, lbfgs")
+        if not self.hessian_refresh >= 1.0:
+            raise ConfigError(f"hessian_refresh must be >= 1, got {self.hessian_refresh}")
         if self.inducing_states is not None and self.inducing_states < 1:
             raise ConfigError(f"inducing_states must be >= 1 or None, got {self.inducing_states}")
 
