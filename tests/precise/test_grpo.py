@@ -111,3 +111,19 @@ def test_twenty_iterations_raise_reward(pretrained, trainer20):
     se = d.std(ddof=1) / np.sqrt(d.size)
     print(f"reward gain {d.mean():.4f}, SE {se:.4f}")
     assert d.mean() > 3 * se, (d.mean(), se)
+
+
+def test_full_model_finetuning_option(pretrained):
+    """lora_rank = 0 trains a copy of the whole model; the base stays untouched and LoRA stays the default."""
+    with pytest.raises(ConfigError, match="lora_rank"):
+        GRPOConfig(lora_rank=-1)
+    assert GRPOConfig().lora_rank == 1
+    cfg = GRPOConfig(iterations=10, eval_noises=8, prompt_repeats=1, group_size=4, lora_rank=0, lr=1e-3)
+    trainer = grpo.make_trainer(TINY_FLOW, cfg)
+    state0 = trainer.init_state(pretrained)
+    assert jax.tree_util.tree_structure(state0.params) == jax.tree_util.tree_structure(pretrained)
+    state, recs = grpo.finetune(trainer, pretrained, grpo.make_arm("precise", cfg), seed=0, checkpoint=False)
+    assert grpo.model_params(pretrained, state.params, 0) is state.params
+    moved = max(float(jnp.abs(a - b).max()) for a, b in zip(jax.tree_util.tree_leaves(state.params),
+                                                              jax.tree_util.tree_leaves(pretrained)))
+    assert moved > 1e-5 and all(np.isfinite(v) for r in recs for v in r.values())

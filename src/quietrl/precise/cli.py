@@ -50,19 +50,25 @@ def consistency_cmd(steps, samples, out, seed):
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Run directory (default: new).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--quick", is_flag=True, help="The quick reproduction's budget (<= 60 s).")
+@click.option("--task", default="mixture2d", show_default=True, type=click.Choice(["mixture2d", "digits"]),
+              help="2-D prompt-conditioned mixture or class-conditioned 8x8 digits.")
 @set_option
-def pretrain_cmd(out, seed, quick, overrides):
-    """Train the prompt-conditioned 2-D flow model (conditional flow matching); --set FlowConfig fields."""
+def pretrain_cmd(out, seed, quick, task, overrides):
+    """Train a prompt-conditioned flow model (conditional flow matching); --set FlowConfig fields."""
     from quietrl.core.config import apply_overrides
     from quietrl.core.runs import RunDir
-    from quietrl.precise.experiment import SUB, StudyConfig, quick_config, run_pretrain
+    from quietrl.precise.experiment import (
+        SUB, StudyConfig, quick_config, run_digits_pretrain, run_pretrain)
 
-    base = quick_config().flow if quick else StudyConfig().flow
+    if task == "digits":
+        base = StudyConfig().digits_flow
+    else:
+        base = quick_config().flow if quick else StudyConfig().flow
     cfg = apply_overrides(base, list(overrides))
     run = RunDir.create(out, {"command": "precise pretrain", "flow": cfg.__dict__}, seed)
     st = run.stage(SUB, "pretrain", seed)
     with st.running():
-        run_pretrain(st, cfg, seed)
+        (run_digits_pretrain if cfg.task == "digits" else run_pretrain)(st, cfg, seed)
     for row in st.rows():
         click.echo(f"{row.quantity}: {row.ours:.4f}")
     click.echo(f"checkpoint: {st.checkpoint_dir / 'pretrain'}")
@@ -135,19 +141,27 @@ def finetune_cmd(sampler, eta, num_steps, iterations, init, out, seed, overrides
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Run directory (default: new).")
 @click.option("--resume", default=None, type=click.Path(file_okay=False), help="Continue this run.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--executor", default="none", show_default=True, type=click.Choice(["none", "local", "ray"]),
+              help="Where GRPO runs go: none = this process (one compile for all arms), local = a process "
+                   "per run, ray = Ray tasks.")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Parallel jobs (default: cores).")
+@click.option("--ray-address", default=None, help="Ray cluster address (--executor ray).")
 @set_option
-def compare_cmd(quick, out, resume, seed, overrides):
+def compare_cmd(quick, out, resume, seed, executor, workers, ray_address, overrides):
     """All samplers with the same seeds and noises: consistency tables, pretraining, GRPO, figures.
 
-    --set takes StudyConfig fields (arms, seeds, s3_steps, ...) and flow.KEY / grpo.KEY for its parts.
+    --set takes StudyConfig fields (arms, seeds, s3_steps, digits, ablations, ...) and flow.KEY /
+    grpo.KEY / digits_flow.KEY / digits_grpo.KEY for its parts.
     """
     from quietrl.core.runs import RunDir
+    from quietrl.core.sweep import make_executor
     from quietrl.precise.experiment import SUB, StudyConfig, apply_study_overrides, quick_config, run_study
 
     cfg = apply_study_overrides(quick_config() if quick else StudyConfig(), list(overrides))
+    pool = None if executor == "none" else make_executor(executor, workers, ray_address)
     run = RunDir.open(resume) if resume else RunDir.create(
         out, {"command": "precise compare", "quick": quick, "overrides": list(overrides)}, seed)
-    run_study(run, cfg, seed)
+    run_study(run, cfg, seed, pool)
     st = run.stage(SUB, "compare", seed)
     for row in st.rows():
         ci = f" [{row.ci[0]:.3g}, {row.ci[1]:.3g}]" if row.ci else ""

@@ -26,6 +26,7 @@ class MixtureTask:
     num_prompts: int = 8
     modes_per_prompt: int = 3
     mode_std: float = 0.05
+    dim = 2  # a class attribute, not a field
 
     def __post_init__(self):
         if self.num_prompts < 1:

@@ -1,4 +1,4 @@
-"""Conditional flow matching for the prompt-conditioned 2-D mixture, and ODE sampling with the model."""
+"""Conditional flow matching for the prompt-conditioned tasks (2-D mixture, 8x8 digits) and sampling."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +15,7 @@ from quietrl.precise.samplers import make_schedule
 from quietrl.precise.schedules import make_grid
 from quietrl.precise.types import FlowConfig
 
-KIND = "precise.flow2d"
+KIND = "precise.flow2d"  # the checkpoint kind of every task's model (the config names the task)
 
 
 class FlowState(NamedTuple):
@@ -25,7 +25,12 @@ class FlowState(NamedTuple):
     step: jnp.ndarray
 
 
-def task_of(cfg: FlowConfig) -> MixtureTask:
+def task_of(cfg: FlowConfig):
+    """The task (data sampler and reward) of ``cfg``: a MixtureTask or a DigitsTask (both have ``dim``)."""
+    if cfg.task == "digits":
+        from quietrl.precise.digits import DigitsTask
+
+        return DigitsTask()
     return MixtureTask(cfg.num_prompts, cfg.modes_per_prompt, cfg.mode_std)
 
 
@@ -35,7 +40,8 @@ def model_of(cfg: FlowConfig) -> VelocityMLP:
 
 def init_params(cfg: FlowConfig, key):
     """Fresh model parameters."""
-    return model_of(cfg).init(key, jnp.zeros((1, 2)), jnp.zeros((1,)), jnp.zeros((1,), jnp.int32))
+    dim = task_of(cfg).dim
+    return model_of(cfg).init(key, jnp.zeros((1, dim)), jnp.zeros((1,)), jnp.zeros((1,), jnp.int32))
 
 
 def init_flow_state(cfg: FlowConfig, seed: int) -> FlowState:
@@ -116,14 +122,14 @@ def make_sampler_fn(cfg: FlowConfig):
 
 def sample_model(cfg: FlowConfig, params, prompts: np.ndarray, num_steps: int = 100, sampler: str = "ode",
                  eta=None, seed: int = 0, grid: str = "shifted"):
-    """Samples (N, 2) from the model for integer prompts (N,) with a K-step sampler (ODE by default)."""
+    """Samples (N, D) from the model for integer prompts (N,) with a K-step sampler (ODE by default)."""
     sched = make_schedule(sampler, make_grid(grid, num_steps), eta)
     if sampler == "ode":
         sched = sched._replace(c=jnp.zeros_like(sched.c))  # deterministic evaluation, no floor noise
     key = jax.random.PRNGKey(seed)
     k1, k2 = jax.random.split(key)
     prompts = jnp.asarray(prompts, jnp.int32)
-    x1 = jax.random.normal(k1, (prompts.shape[0], 2))
+    x1 = jax.random.normal(k1, (prompts.shape[0], task_of(cfg).dim))
     return np.asarray(make_sampler_fn(cfg)(params, k2, x1, prompts, sched))
 
 

@@ -7,6 +7,14 @@ transition with a log-prob), reward the final samples, normalise advantages per 
 Every arm is described by data only (an :class:`Arm` of per-step coefficient arrays), so all samplers at
 the same K run the same compiled program: equal cost per iteration by construction, and one compile for
 a whole comparison. The rollout noise depends on (seed, iteration) only, so all arms see the same noises.
+
+What is trained: rank-r LoRA adapters on every Dense kernel with the base frozen (``lora_rank`` >= 1, the
+default 1, as the paper fine-tunes LoRA adapters), or the whole model (``lora_rank`` = 0). Measured on the
+2-D task (quick setting: K = 10, 100 iterations, 2 seeds, loaded 2-core machine), change of the ODE-eval
+reward, Precise / Flow-GRPO: LoRA-1 at lr 3e-3: -0.04 / -0.03; full at 3e-5: +0.01 / +0.02; full at 1e-4:
+-0.05 / +0.04; full at 3e-4: -0.37 / -0.07; full at 1e-3: -0.76 / -0.71, almost all of it the quality
+term q (the narrow modes blur). Full fine-tuning therefore works at lr <= 1e-4 about as well as LoRA-1
+does here, and is unstable above; ``experiment.FULL_FT_LR`` is the setting used by the ablation.
 """
 from __future__ import annotations
 
@@ -19,7 +27,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from quietrl.precise.env import MixtureTask
 from quietrl.precise.flow import model_of, task_of
 from quietrl.precise.samplers import (
     STD_FLOOR, dmu_dv, gauss_logprob, mixgrpo_window_mask, resolve_eta,
@@ -96,8 +103,21 @@ def merge_lora(base_params, lora):
         is_leaf=lambda x: x is None or (isinstance(x, dict) and set(x) == {"a", "b"}))
 
 
+def init_trainable(base_params, rank: int, key):
+    """What GRPO updates: rank-r LoRA adapters (rank >= 1, base frozen) or, with rank 0, a copy of the
+    whole model (full fine-tuning)."""
+    if rank == 0:
+        return jax.tree_util.tree_map(jnp.array, base_params)
+    return init_lora(base_params, rank, key)
+
+
+def model_params(base_params, trainable, rank: int):
+    """The policy's parameters: base + LoRA (rank >= 1) or the trainable copy itself (rank 0)."""
+    return trainable if rank == 0 else merge_lora(base_params, trainable)
+
+
 class TrainState(NamedTuple):
-    params: Any  # the LoRA adapters (the base model stays frozen, as in the paper's LoRA fine-tuning)
+    params: Any  # the LoRA adapters (base frozen, as in the paper) or, with lora_rank 0, the whole model
     opt_state: Any
     iteration: jnp.ndarray  # int32
     train_s: jnp.ndarray  # float32: seconds spent in training chunks (compilation excluded)
@@ -134,13 +154,15 @@ class Trainer:
         return self._compiled["chunk"]
 
     def init_state(self, base_params, seed: int = 0) -> TrainState:
-        lora = init_lora(base_params, self.cfg.lora_rank, jax.random.PRNGKey(30_000 + seed))
+        lora = init_trainable(base_params, self.cfg.lora_rank, jax.random.PRNGKey(30_000 + seed))
         return TrainState(lora, make_optimizer(self.cfg).init(lora), jnp.int32(0), jnp.float32(0.0))
 
 
 def make_trainer(flow_cfg: FlowConfig, cfg: GRPOConfig) -> Trainer:
     """Build the jitted GRPO chunk (``eval_every`` iterations) and the evaluation for these configs."""
-    task: MixtureTask = task_of(flow_cfg)
+    task = task_of(flow_cfg)  # MixtureTask or DigitsTask
+    dim = task.dim
+    rank = cfg.lora_rank
     model = model_of(flow_cfg)
     opt = make_optimizer(cfg)
     num_slots = flow_cfg.num_prompts * cfg.prompt_repeats
@@ -155,7 +177,7 @@ def make_trainer(flow_cfg: FlowConfig, cfg: GRPOConfig) -> Trainer:
         return model.apply(params, x, jnp.broadcast_to(t, x.shape[:1]), c)
 
     def rollout(params, b, c, t, tn, key, x1, cprompts):
-        """Trajectory xs (K+1, N, 2) and old means (K, N, 2) under the current params."""
+        """Trajectory xs (K+1, N, D) and old means (K, N, D) under the current params."""
         keys = jax.random.split(key, k)
 
         def body(x, inp):
@@ -169,7 +191,7 @@ def make_trainer(flow_cfg: FlowConfig, cfg: GRPOConfig) -> Trainer:
         return jnp.concatenate([x1[None], xs], 0), mus
 
     def step_means(params, xs, t, tn, b, cprompts):
-        """Means (K, n, 2) of every step's transition at the states xs[:-1] (all steps in one call)."""
+        """Means (K, n, D) of every step's transition at the states xs[:-1] (all steps in one call)."""
         kk, nn = xs.shape[0] - 1, xs.shape[1]
         x = xs[:-1].reshape(kk * nn, -1)
         tt = jnp.repeat(t, nn)
@@ -178,7 +200,7 @@ def make_trainer(flow_cfg: FlowConfig, cfg: GRPOConfig) -> Trainer:
         return (1 - tn)[:, None, None] * (x - t[:, None, None] * v) + (b[:, None, None] * (x + (1 - t)[:, None, None] * v))
 
     def loss_fn(lora, ref_params, xs, mu_old, adv, cprompts, t, tn, b, c, trained):
-        mu = step_means(merge_lora(ref_params, lora), xs, t, tn, b, cprompts)  # (K, n, 2)
+        mu = step_means(model_params(ref_params, lora, rank), xs, t, tn, b, cprompts)  # (K, n, 2)
         x_next = xs[1:]
         std = c[:, None, None]
         lp_new = gauss_logprob(x_next, mu, std)  # (K, n)
@@ -211,8 +233,8 @@ def make_trainer(flow_cfg: FlowConfig, cfg: GRPOConfig) -> Trainer:
         b, c, trained = arm_coefficients(arm, state.iteration)
         key = jax.random.fold_in(noise_key, state.iteration)
         k_init, k_steps = jax.random.split(key)
-        x1 = jax.random.normal(k_init, (n, 2))
-        xs, mu_old = rollout(merge_lora(ref_params, state.params), b, c, arm.t, arm.t_next, k_steps, x1,
+        x1 = jax.random.normal(k_init, (n, dim))
+        xs, mu_old = rollout(model_params(ref_params, state.params, rank), b, c, arm.t, arm.t_next, k_steps, x1,
                              prompts)
         pref, q = task.reward_parts(xs[-1], prompts)
         reward = pref + cfg.lam * q
@@ -246,7 +268,7 @@ def make_trainer(flow_cfg: FlowConfig, cfg: GRPOConfig) -> Trainer:
     def evaluate(params, arm, eval_key):
         """ODE at the same K (primary) and the arm's own SDE, on fixed noises; pref and q apart."""
         k_init, k_steps = jax.random.split(eval_key)
-        x1 = jax.random.normal(k_init, (eval_prompts.shape[0], 2))
+        x1 = jax.random.normal(k_init, (eval_prompts.shape[0], dim))
         zeros = jnp.zeros_like(arm.t)
         xs_ode, _ = rollout(params, arm.t_next, zeros, arm.t, arm.t_next, k_steps, x1, eval_prompts)
         b, c, _ = arm_coefficients(arm, jnp.int32(0))
@@ -288,7 +310,7 @@ def finetune(trainer: Trainer, params, arm: Arm, seed: int, stage=None, name: st
     def metrics_fn(chunk_index, state, metrics):
         rec = {"iteration": int(state.iteration), "train_s": float(state.train_s)}
         rec.update({k: float(np.mean(v)) for k, v in metrics.items()})
-        merged = merge_lora(params, state.params)
+        merged = model_params(params, state.params, cfg.lora_rank)
         rec.update({k: float(v) for k, v in trainer.evaluate(merged, arm, eval_key).items()})
         records.append(rec)
         return rec
