@@ -158,7 +158,7 @@ def _plan_numpy(R, rb, cr, tw, ct, learner, rng):
 
 
 def bench_plan(seed):
-    print(f"\n3. planning an (optimistic, plug-in) pair after 50 episodes: jitted JAX vs NumPy (min of 15)")
+    print("\n3. planning an (optimistic, plug-in) pair after 50 episodes: jitted JAX vs NumPy (min of 15)")
     for name in ("chain", "bumps1d", "bumps2d"):
         env = make_env(name)
         rng = np.random.default_rng(seed)

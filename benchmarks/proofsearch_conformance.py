@@ -2,13 +2,21 @@
 
 Measures what exists today: every shared theory parses; every row of ``reference_results.tsv`` names a
 parsed lemma of the same kind; the in-process parse time per theory (median of --repeats); and, per lemma,
-the verdict, proof size and in-process time (parse + prove) of the partial solver within --max-steps
-(exhaustive normal-form KU steps, no precomputed sources, approximate ``s``: most all-traces lemmas end "analysis incomplete"). Time ratios use
+the verdict, proof size and in-process time (parse + prove) of the solver within --max-steps (lemmas it
+cannot settle within the budget end "analysis incomplete"). Time ratios use
 ``tamarin_wall_s`` (whole process, another machine: indicative only), over correct verdicts only.
 ``--check`` exits 1 on a parse or lemma-table mismatch or on any settled verdict that differs from
 Tamarin's in the acceptance set (the --auto-sources rows are reported only).
 
+Modes (``--mode``): ``verdicts`` (above, the default, what ``--check`` judges), ``guided`` (*guided replay*:
+for every lemma with a proof in ../shared/protocols/proofs/, follow Tamarin's printed goal at every step and
+report per lemma how many of Tamarin's steps agree: the same goal is offered, the same case names come out,
+and every leaf closes for the same reason; with the first divergence), ``unguided`` (our greedy ``s`` proof
+beside Tamarin's, step for step: the chosen goal, the case names and the closing reasons; with the first
+divergence), or ``all``.
+
 Usage: python benchmarks/proofsearch_conformance.py [--shared DIR] [--repeats N] [--max-steps N] [--check]
+       [--mode verdicts|guided|unguided|all] [--only SUBSTRING] [--acceptance-only] [--no-timing]
 """
 
 from __future__ import annotations
@@ -38,13 +46,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=30, help="solver step budget per lemma")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 on a parse failure, lemma-table mismatch or wrong verdict")
+    ap.add_argument("--mode", choices=["verdicts", "guided", "unguided", "all"], default="verdicts")
+    ap.add_argument("--only", default="", help="only theories whose path contains this text")
+    ap.add_argument("--acceptance-only", action="store_true",
+                    help="skip the --auto-sources theories (reported only; --check never judges them)")
+    ap.add_argument("--no-timing", action="store_true",
+                    help="do not re-prove each settled lemma alone to time it (halves the run; CI uses it)")
     args = ap.parse_args(argv)
     root = args.shared / "protocols"
+    if args.mode in ("guided", "unguided", "all"):
+        if args.mode in ("guided", "all"):
+            guided_table(root, args.only, args.max_steps)
+        if args.mode in ("unguided", "all"):
+            unguided_table(root, args.only, args.max_steps)
+        if args.mode != "all":
+            return 0
     tsv = root / "reference_results.tsv"
     if not tsv.is_file():
         print(f"error: {tsv} not found", file=sys.stderr)
         return 2
     rows = list(csv.DictReader(open(tsv, encoding="utf-8"), delimiter="\t"))
+    if args.only:
+        rows = [r for r in rows if args.only in r["theory"]]
+    if args.acceptance_only:
+        rows = [r for r in rows if r["flags"] != "--auto-sources"]
     by_theory: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by_theory[r["theory"]].append(r)
@@ -92,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             acceptance = row["flags"] != "--auto-sources"
             lemma_s = None
-            if r.verdict != INCOMPLETE:  # time this lemma alone: parse + prove (its helpers included)
+            if r.verdict != INCOMPLETE and not args.no_timing:  # time this lemma alone: parse + prove (its helpers included)
                 t1 = time.perf_counter()
                 prove_all(parse_file(path), [row["lemma"]], max_steps=args.max_steps)
                 lemma_s = time.perf_counter() - t1
@@ -111,13 +136,14 @@ def main(argv: list[str] | None = None) -> int:
             wrong += 1
             if acceptance:
                 problems.append(f"{theory}: {row['lemma']}: ours {r.verdict}, Tamarin {row['result']}")
-        if ok:
+        if ok and lemma_s is not None:
             time_ratios.append(lemma_s / float(row["tamarin_wall_s"]))
+        ours_s = f"{lemma_s:7.3f}" if lemma_s is not None else f"{'-':>7s}"
         print(f"{theory:40s} {row['lemma']:32s} {row['result']:24s} {r.verdict:26s} "
-              f"{r.steps:4d}/{row['steps']:>4s} {lemma_s:7.3f} {float(row['tamarin_wall_s']):6.3f}")
+              f"{r.steps:4d}/{row['steps']:>4s} {ours_s} {float(row['tamarin_wall_s']):6.3f}")
     print(f"\ntheories parsed: {len(ratios)}/{len(by_theory)}; TSV rows: {len(rows)}; lemmas with a verdict: "
           f"{same + wrong} (same as Tamarin: {same}, different: {wrong}); others 'analysis incomplete' "
-          f"(budget {args.max_steps} steps; no precomputed sources, s ranking approximate)")
+          f"(budget {args.max_steps} steps)")
     if time_ratios:
         gmt = math.exp(sum(math.log(x) for x in time_ratios) / len(time_ratios))
         print(f"geometric mean of in-process time (parse + prove) / tamarin_wall_s over correct verdicts: "
@@ -128,6 +154,186 @@ def main(argv: list[str] | None = None) -> int:
     if args.check and problems:
         return 1
     return 0
+
+
+# ---------------------------------------------------------------- step-by-step comparison with Tamarin
+
+
+def tamarin_proofs(root: Path, only: str = "") -> list[tuple[Path, str, str]]:
+    """(theory file, lemma name, proof script text) for every lemma proof in ``root/proofs``."""
+    from quietrl.proofsearch.proofcheck import analyzed_proofs
+
+    out = []
+    for analyzed in sorted((root / "proofs").rglob("*_analyzed.spthy")):
+        rel = analyzed.relative_to(root / "proofs")
+        theory = root / rel.parent / rel.name.replace("_analyzed.spthy", ".spthy")
+        if only and only not in str(rel):
+            continue
+        for name, body in analyzed_proofs(analyzed.read_text(encoding="utf-8")):
+            out.append((theory, name, body))
+    return out
+
+
+def _match_method(text: str, offered: list):
+    """Our offered method for Tamarin's step ``text``: exact text, else equal after mapping index suffixes,
+    else equal after renaming variables by first occurrence (ties: our ranking order)."""
+    from quietrl.proofsearch.render import normalise_goal
+
+    for key in (lambda t: " ".join(t.split()), lambda t: normalise_goal(t, rename=False), normalise_goal):
+        want = key(text)
+        for m in offered:
+            if key(m.text()) == want:
+                return m
+    return None
+
+
+def _has_solved(node) -> bool:
+    return node.leaf == "solved" or any(_has_solved(c) for _, c in node.cases)
+
+
+def _leaf_of(state) -> str:
+    if state.status == "contradictory":
+        return f"contradiction /* {state.constraints.contradiction} */"
+    return "SOLVED" if state.status == "solved" else "open"
+
+
+def guided_replay(theory, lemma, tam, budget: int) -> tuple[int, int, str]:
+    """Follow Tamarin's proof ``tam`` (a ScriptNode): (agreeing steps, Tamarin's steps, first divergence)."""
+    from quietrl.proofsearch.system import apply, initial_system, methods
+
+    agree = 0
+    first = ""
+    steps = [0]
+
+    def note(path, what):
+        nonlocal first
+        if not first:
+            first = f"{'/'.join(p or '·' for p in path) or 'root'}: {what}"
+
+    def walk(state, node, path):
+        nonlocal agree
+        if node.method is None:
+            want = ("SOLVED" if node.leaf == "solved" else f"contradiction /* {node.note} */"
+                    if node.leaf == "contradiction" else "sorry")
+            got = _leaf_of(state)
+            if got == want:
+                agree += 1
+            else:
+                note(path, f"Tamarin closes with {want}, ours is {got}")
+            return
+        if steps[0] >= budget:
+            note(path, f"step budget {budget} exhausted")
+            return
+        offered = methods(state)
+        m = _match_method(node.method, offered)
+        if m is None:
+            note(path, f"{node.method} not offered ({_leaf_of(state)}; ours first: "
+                       f"{offered[0].text() if offered else 'none'})")
+            return
+        steps[0] += 1
+        try:
+            cases = dict(apply(state, m))
+        except NotImplementedError as e:
+            note(path, f"{node.method} does not execute: {e}")
+            return
+        theirs = [n for n, _ in node.cases if n or len(node.cases) > 1]
+        ours = [n for n in cases if n or len(cases) > 1]
+        # A proof that found a trace is printed cut to its path: its steps show only the case followed.
+        if sorted(theirs) == sorted(ours) or (cut and set(theirs) <= set(ours)):
+            agree += 1
+        else:
+            note(path, f"{node.method}: cases ours {sorted(ours)} vs Tamarin {sorted(theirs)}")
+        for name, child in node.cases:
+            if name in cases:
+                walk(cases[name], child, path + (name,))
+
+    cut = _has_solved(tam)
+    walk(initial_system(theory, lemma, "s"), tam, ())
+    return agree, tam.size(), first
+
+
+def _tree_diff(ours, tam, path=()) -> str:
+    """First difference between our proof tree (ProofNode) and Tamarin's (ScriptNode), '' if none."""
+    from quietrl.proofsearch.render import normalise_goal
+
+    where = "/".join(p or "·" for p in path) or "root"
+    if (ours.method is None) != (tam.method is None):
+        got = ours.method or f"{ours.leaf} {ours.note}".strip()
+        want = tam.method or f"{tam.leaf} {tam.note}".strip()
+        return f"{where}: ours {got}, Tamarin {want}"
+    if ours.method is None:
+        if ours.leaf != tam.leaf or (tam.leaf == "contradiction" and ours.note != tam.note):
+            return f"{where}: ours {ours.leaf} /* {ours.note} */, Tamarin {tam.leaf} /* {tam.note} */"
+        return ""
+    if normalise_goal(ours.method) != normalise_goal(tam.method):  # variables renamed by first occurrence
+        return f"{where}: ours {ours.method}, Tamarin {tam.method}"
+    a, b = [n for n, _ in ours.cases], [n for n, _ in tam.cases]
+    if sorted(a) != sorted(b):
+        return f"{where}: {tam.method}: cases ours {sorted(a)} vs Tamarin {sorted(b)}"
+    theirs = dict(tam.cases)
+    for name, child in ours.cases:
+        d = _tree_diff(child, theirs[name], path + (name,))
+        if d:
+            return d
+    return ""
+
+
+def guided_table(root: Path, only: str, budget: int) -> None:
+    from quietrl.proofsearch.proofcheck import ScriptError, parse_script
+
+    print(f"guided replay (follow Tamarin's goal at every step; step budget {budget} per lemma)")
+    print(f"{'theory':44s} {'lemma':34s} {'agree':>11s}  first divergence")
+    total = full = 0
+    for path, name, text in tamarin_proofs(root, only):
+        theory = parse_file(path)
+        lemma = theory.lemma(name)
+        rel = str(path.relative_to(root))
+        if lemma is None:
+            print(f"{rel:44s} {name:34s} {'-':>11s}  not in the theory (generated by --auto-sources)")
+            continue
+        try:
+            tam = parse_script(text)
+        except ScriptError as e:
+            print(f"{rel:44s} {name:34s} {'-':>11s}  Tamarin's proof unreadable: {e}")
+            continue
+        t0 = time.perf_counter()
+        agree, size, first = guided_replay(theory, lemma, tam, budget)
+        if "auto-sources" not in rel:  # the spore theories are reported only
+            total += 1
+            full += not first
+        print(f"{rel:44s} {name:34s} {agree:5d}/{size:<5d}  {first or 'all steps agree'} "
+              f"({time.perf_counter() - t0:.1f}s)", flush=True)
+    print(f"guided replay: {full}/{total} lemmas outside auto-sources agree at every step (case names and "
+          f"closing reasons)\n")
+
+
+def unguided_table(root: Path, only: str, budget: int) -> None:
+    from quietrl.proofsearch.proofcheck import ScriptError, parse_script
+    from quietrl.proofsearch.prover import prove
+
+    print(f"unguided s (our greedy proof beside Tamarin's; step budget {budget} per lemma)")
+    print(f"{'theory':44s} {'lemma':34s} {'steps':>11s}  first divergence")
+    total = same = 0
+    for path, name, text in tamarin_proofs(root, only):
+        theory = parse_file(path)
+        rel = str(path.relative_to(root))
+        if theory.lemma(name) is None:
+            print(f"{rel:44s} {name:34s} {'-':>11s}  not in the theory (generated by --auto-sources)")
+            continue
+        try:
+            tam = parse_script(text)
+        except ScriptError as e:
+            print(f"{rel:44s} {name:34s} {'-':>11s}  Tamarin's proof unreadable: {e}")
+            continue
+        t0 = time.perf_counter()
+        r = prove(theory, theory.lemma(name), budget, "s")
+        diff = _tree_diff(r.tree, tam)
+        if "auto-sources" not in rel:
+            total += 1
+            same += not diff
+        print(f"{rel:44s} {name:34s} {r.steps:5d}/{tam.size():<5d}  {diff or 'step for step'} "
+              f"({time.perf_counter() - t0:.1f}s)", flush=True)
+    print(f"unguided s: {same}/{total} lemmas outside auto-sources follow Tamarin's proof step for step\n")
 
 
 if __name__ == "__main__":

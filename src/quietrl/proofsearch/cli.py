@@ -114,36 +114,69 @@ def goals_cmd(file: str, lemma_name: str, do_simplify: bool) -> None:
 @cli.command("prove")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--lemma", "lemmas", multiple=True, help="Lemma to prove (repeatable); default: all.")
-@click.option("--heuristic", type=click.Choice(["s", "C"]), default="s", show_default=True,
-              help="Goal ranking: C (goal age) or s (a first approximation of Tamarin's smart ranking).")
+@click.option("--heuristic", type=click.Choice(["s", "S", "c", "C", "o", "O"]), default=None,
+              help="Goal ranking (Tamarin's): s smart (default), S smart without loop breakers, c/C by "
+                   "usefulness/age, o/O an external oracle over the C/s order. Overrides [heuristic=] and "
+                   "heuristic: in the theory.")
+@click.option("--oracle", "oracle_path", type=click.Path(dir_okay=False), default=None,
+              help="Oracle program for o/O (default: <theory>.oracle, then ./oracle).")
+@click.option("--bound", type=click.IntRange(0), default=None, help="Cap the proof depth (Tamarin's --bound).")
+@click.option("--open-chains", type=click.IntRange(0), default=10, show_default=True,
+              help="Open chains resolved while saturating sources (Tamarin's --open-chains).")
+@click.option("--saturation", type=click.IntRange(0), default=5, show_default=True,
+              help="Saturation rounds of the sources (Tamarin's --saturation).")
 @click.option("--max-steps", type=click.IntRange(1), default=500, show_default=True,
               help="Step budget per lemma; past it the lemma is 'analysis incomplete'.")
 @click.option("--script/--no-script", default=False, help="Print each proof in Tamarin's proof-script syntax.")
-def prove_cmd(file: str, lemmas: tuple[str, ...], heuristic: str, max_steps: int, script: bool) -> None:
-    """Prove lemmas of FILE; print found traces and a Tamarin-style summary of summaries."""
+@click.option("--dot", "dot_dir", type=click.Path(file_okay=False), default=None,
+              help="Write each found trace as DIR/<lemma>.dot (and .png where Graphviz is installed).")
+@click.option("--check-proofs", is_flag=True,
+              help="Re-check every settled proof with the independent proof checker (replays each step).")
+def prove_cmd(file: str, lemmas: tuple[str, ...], heuristic: str | None, oracle_path: str | None,
+              bound: int | None, open_chains: int, saturation: int, max_steps: int, script: bool,
+              dot_dir: str | None, check_proofs: bool) -> None:
+    """Prove lemmas of FILE; print proofs, found traces and a Tamarin-style summary of summaries."""
     import time
+    from pathlib import Path
 
-    from quietrl.proofsearch.prover import prove_all
-    from quietrl.proofsearch.prover import script as render
+    from quietrl.proofsearch.oracle import Oracle, find_oracle
+    from quietrl.proofsearch.proofcheck import check_proof
+    from quietrl.proofsearch.prover import INCOMPLETE, prove_all, resolve_heuristic
+    from quietrl.proofsearch.prover import script as render_script
+    from quietrl.proofsearch.render import trace_text, write_dot
 
     th = _load(file)
     for name in lemmas:
         if th.lemma(name) is None:
             names = ", ".join(lem.name for lem in th.lemmas) or "none"
             raise UserError(f"{file}: unknown lemma {name!r} (lemmas: {names})")
+    # Tamarin's precedence: --heuristic > the lemma's [heuristic=] > the theory's heuristic: line > s.
+    wanted = [th.lemma(n) for n in lemmas] if lemmas else list(th.lemmas)
+    chosen = {resolve_heuristic(th, lem, heuristic) for lem in wanted}
+    oracle = None
+    if chosen & {"o", "O"}:
+        oracle = Oracle(find_oracle(file, oracle_path))
+    elif oracle_path:
+        raise UserError(f"--oracle {oracle_path}: only heuristics o and O use an oracle")
     t0 = time.perf_counter()
-    results = prove_all(th, list(lemmas) if lemmas else None, max_steps, heuristic)
+    results = prove_all(th, list(lemmas) if lemmas else None, max_steps, heuristic, oracle=oracle, bound=bound,
+                        open_chains=open_chains, saturation=saturation)
     wall = time.perf_counter() - t0
     for r in results:
         if script:
             click.echo(f"lemma {r.lemma}:")
-            click.echo(render(r.tree, 2))
+            click.echo(render_script(r.tree, 2))
         if r.trace:
             click.echo(f"trace for {r.lemma} (replayed and checked):")
-            for i, st in enumerate(r.trace):
-                click.echo(f"  {i}: {st}")
+            click.echo(trace_text(r.trace))
+            if dot_dir:
+                png = write_dot(r.trace, Path(dot_dir) / f"{r.lemma}.dot", r.lemma)
+                click.echo(f"graph: {Path(dot_dir) / (r.lemma + '.dot')}" + (f" ({png})" if png else ""))
         if r.reason:
             click.echo(f"note: {r.lemma}: {r.reason}")
+        if check_proofs and r.verdict != INCOMPLETE:
+            rep = check_proof(th, r.lemma, r.tree)
+            click.echo(f"proof check: {r.lemma}: " + ("ok" if rep.ok else "FAILED: " + "; ".join(rep.problems[:3])))
     bar = "=" * 78
     click.echo(bar)
     click.echo("summary of summaries:\n")
@@ -151,6 +184,7 @@ def prove_cmd(file: str, lemmas: tuple[str, ...], heuristic: str, max_steps: int
     click.echo(f"  processing time: {wall:.2f}s\n")
     for r in results:
         click.echo(r.summary_line())
+    click.echo("")
     click.echo(bar)
 
 
@@ -161,3 +195,93 @@ def examples_cmd() -> None:
 
     for name in example_names():
         click.echo(f"{name}\t{example_path(name)}")
+
+
+# ---- RL side (issue 9: evaluate, serve, export-oracle) -- owned by the RL engineer; keep this block last ----
+
+
+@cli.command("evaluate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--lemma", "lemmas", multiple=True, help="Only these lemmas (default: all).")
+@click.option("--arms", default="s,c,mcts,mcts_net,oracle_net", show_default=True,
+              help="Comma list of arms: s, c, mcts, mcts_net, oracle_net.")
+@click.option("--min-budget", "min_budget_s", type=float, default=60.0, show_default=True,
+              help="Per-lemma budget floor in seconds (budget = max(10 x time of s, this)).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write records.jsonl, summary.json, table.txt and sizes.png here.")
+def evaluate_cmd(files: tuple[str, ...], lemmas: tuple[str, ...], arms: str, min_budget_s: float, seed: int,
+                 out_dir: str | None) -> None:
+    """Compare greedy s/c, MCTS, MCTS + learnt ranker and the ranker as an oracle on FILES."""
+    from pathlib import Path
+
+    from quietrl.core.io import atomic_write_json, atomic_write_text
+    from quietrl.proofsearch.evaluate import EvalConfig, evaluate_theory, figure, summarise, table
+
+    cfg = EvalConfig(arms=tuple(a.strip() for a in arms.split(",") if a.strip()), min_budget_s=min_budget_s)
+    records = []
+    for f in files:
+        th = _load(f)
+        names = [lem.name for lem in th.lemmas if not lemmas or lem.name in lemmas]
+        for name in lemmas:
+            if th.lemma(name) is None and len(files) == 1:
+                raise UserError(f"{f}: unknown lemma {name!r}; choose from {', '.join(x.name for x in th.lemmas)}")
+        records += evaluate_theory(th, cfg, seed, names)
+    click.echo(table(records))
+    summary = summarise(records)
+    click.echo(_json.dumps(summary, indent=1))
+    if out_dir:
+        d = Path(out_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(d / "records.jsonl", "".join(_json.dumps(r) + "\n" for r in records))
+        atomic_write_json(d / "summary.json", summary)
+        atomic_write_text(d / "table.txt", table(records) + "\n")
+        fig = figure(records)
+        fig.savefig(d / "sizes.png", dpi=120)
+        click.echo(f"wrote {d}")
+
+
+@cli.command("serve")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (non-local needs --token).")
+@click.option("--port", type=int, default=0, show_default=True, help="0 = a free port chosen by the OS.")
+@click.option("--token", default=None, envvar="QUIETRL_PROOFSEARCH_TOKEN",
+              help="Shared token every request must carry (Authorization: Bearer ...).")
+def serve_cmd(files: tuple[str, ...], host: str, port: int, token: str | None) -> None:
+    """Serve the proof-search environment of FILES over HTTP/JSON until interrupted."""
+    from quietrl.proofsearch.server import ProofServer, ServerConfig
+
+    theories = {}
+    for f in files:
+        th = _load(f)
+        theories[th.name] = th
+    srv = ProofServer(theories, ServerConfig(host=host, port=port, token=token))
+    click.echo(f"serving {', '.join(sorted(theories))} at {srv.url}", err=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.httpd.server_close()
+
+
+@cli.command("export-oracle")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for the oracle script and the model.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-executions", type=int, default=400, show_default=True,
+              help="Engine method executions per lemma while training.")
+def export_oracle_cmd(files: tuple[str, ...], out_dir: str, seed: int, max_executions: int) -> None:
+    """Train the ranker by expert iteration on FILES and export it as a Tamarin oracle script."""
+    from quietrl.proofsearch.expert import Learner, train_online
+    from quietrl.proofsearch.mcts import MCTSConfig
+    from quietrl.proofsearch.oracle_export import export_oracle
+
+    learner = Learner()
+    cfg = MCTSConfig(max_executions=max_executions, rank_lambda=0.0)
+    for f in files:
+        th = _load(f)
+        train_online(th, [lem.name for lem in th.lemmas], cfg, learner, seed)
+    path = export_oracle(learner, out_dir)
+    click.echo(f"oracle: {path}  (tamarin-prover --heuristic=O --oraclename={path} ...)")

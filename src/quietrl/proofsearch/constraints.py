@@ -15,10 +15,12 @@ destructor equations, keys as earlier KU goals). A path through a message variab
 know leaves a pending :class:`ChainGoal` (Tamarin's open chain from a variable, which precomputed sources
 would resolve); it is offered once a premise goal binds the variable. These cases are exhaustive for the
 builtins and destructor-shaped user equations (:func:`ku_exhaustive`); for other equation shapes every KU
-case is flagged ``exhaustive=False`` so that no verdict rests on a closure below it. Not yet here
-(NotImplementedError names it): split goals for several E-unifiers, precomputed sources. Induction lives
-in :mod:`~quietrl.proofsearch.system`. Unique ``Fr`` instances (DG4) and single uses of linear
-conclusions (DG3) are enforced by merging nodes."""
+case is flagged ``exhaustive=False`` so that no verdict rests on a closure below it. An equation with
+several most general E-unifiers becomes a :class:`SplitGoal` (Tamarin's ``splitEqs(i)``), settled by
+simplification as soon as a substitution leaves one unifier (applied) or none (``incompatible
+equalities``). Sources (the saturation of a step's cases) live in :mod:`~quietrl.proofsearch.sources`,
+induction in :mod:`~quietrl.proofsearch.system`. Unique ``Fr`` instances (DG4) and single uses of linear
+conclusions (DG3) are enforced by merging nodes; a ``Fr(x)`` premise makes ``x`` fresh-sorted."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from quietrl.proofsearch import terms as T
-from quietrl.proofsearch.formulas import conjuncts, show
+from quietrl.proofsearch.formulas import conjuncts, free_vars, show
 from quietrl.proofsearch.types import (
     Action,
     Bool,
@@ -104,7 +106,28 @@ class ChainGoal:
         return f"({self.src}, {self.conc}) ~~> ({self.node}, 0) from {self.start} to {self.target}"
 
 
-GoalT = ActionGoal | PremiseGoal | DisjGoal | ChainGoal
+@dataclasses.dataclass(frozen=True)
+class SplitGoal:
+    """A pending case split of the equation store: ``left =E right`` has several most general E-unifiers
+    (``cases``, each a tuple of (variable, term) bindings). Printed as Tamarin's ``splitEqs(idx)``."""
+
+    idx: int
+    left: Term
+    right: Term
+    cases: tuple[tuple[tuple[Var, Term], ...], ...]
+
+    @property
+    def text(self) -> str:
+        return f"splitEqs({self.idx})"
+
+
+GoalT = ActionGoal | PremiseGoal | DisjGoal | ChainGoal | SplitGoal
+
+
+def _split_cases(R: T.RewriteSystem, left: Term, right: Term) -> tuple[tuple[tuple[Var, Term], ...], ...]:
+    """The most general E-unifiers of ``left = right`` as hashable binding tuples (sorted by variable)."""
+    return tuple(tuple(sorted(u.items(), key=lambda kv: (kv[0].name, kv[0].idx, kv[0].sort.value)))
+                 for u in R.unify(left, right))
 
 
 def _fact_text(f: Fact) -> str:
@@ -112,7 +135,8 @@ def _fact_text(f: Fact) -> str:
 
 
 def goal_kind(g: GoalT) -> str:
-    return {ActionGoal: "action", PremiseGoal: "premise", DisjGoal: "disjunction", ChainGoal: "chain"}[type(g)]
+    return {ActionGoal: "action", PremiseGoal: "premise", DisjGoal: "disjunction", ChainGoal: "chain",
+            SplitGoal: "split"}[type(g)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +166,9 @@ class Constraints:
     # False once an intruder (KU) step produced this system: its cases are not known to be exhaustive yet,
     # so no closure below it may support a verdict (found traces are replayed and still count).
     exhaustive: bool = True
+    # Cache of the variable names in use, (name, sort) -> highest index (filled by the first _Work built
+    # from this system; not part of its value).
+    _used: dict | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
     def open_goals(self) -> list[GoalT]:
         """Unsolved goals in age order, including KU goals the intruder satisfies trivially."""
@@ -187,11 +214,36 @@ def _theory_tools(theory: Theory) -> tuple[T.RewriteSystem, dict[str, list[Rule]
     hit = _THEORY_CACHE.get(id(theory))
     if hit is None or hit[0] is not theory:
         R = T.RewriteSystem(theory.signature.equations)
-        variants = {r.name: rule_variants(r, theory.signature, R) for r in theory.rules}
+        variants = {r.name: [_fresh_refined(v) for v in rule_variants(r, theory.signature, R)]
+                    for r in theory.rules}
         if len(_THEORY_CACHE) > 64:
             _THEORY_CACHE.clear()
         hit = _THEORY_CACHE[id(theory)] = (theory, R, variants)
     return hit[1], hit[2]
+
+
+def _fresh_refined(rule: Rule) -> Rule:
+    """``rule`` with every message variable of a ``Fr`` premise made fresh-sorted.
+
+    ``Fr`` facts come only from Tamarin's built-in rule ``[] --> [Fr(~n)]``, so solving a ``Fr(x)`` premise
+    unifies ``x`` with a fresh variable: every instance of the rule has a fresh name there. Refining the
+    sort up front keeps ``x`` from being unified with a composed message later.
+    """
+    ren: T.Subst = {}
+    for p in rule.premises:
+        if p.name == "Fr" and len(p.args) == 1 and isinstance(p.args[0], Var) and p.args[0].sort is Sort.MSG:
+            v = p.args[0]
+            ren[v] = Var(v.name, v.idx, Sort.FRESH)
+    if not ren:
+        return rule
+
+    def facts(fs: tuple[Fact, ...]) -> tuple[Fact, ...]:
+        return tuple(Fact(f.name, tuple(T.apply(a, ren) for a in f.args), f.persistent, f.annotations, f.pos)
+                     for f in fs)
+
+    return dataclasses.replace(rule, premises=facts(rule.premises), actions=facts(rule.actions),
+                               conclusions=facts(rule.conclusions),
+                               lets=tuple((v, T.apply(t, ren)) for v, t in rule.lets))
 
 
 class _Work:
@@ -209,10 +261,13 @@ class _Work:
         self.edges: list[tuple[tuple[Var, int], tuple[Var, int]]] = list(cs.edges)
         self.exhaustive = cs.exhaustive
         # Names in use per (name, sort): Tamarin's ~x, $x and x are different variables.
-        self.used: dict[tuple[str, Sort], int] = {}
-        for v in self._all_vars():
-            key = (v.name, v.sort)
-            self.used[key] = max(self.used.get(key, -1), v.idx)
+        if cs._used is None:
+            used: dict[tuple[str, Sort], int] = {}
+            for v in self._all_vars():
+                key = (v.name, v.sort)
+                used[key] = max(used.get(key, -1), v.idx)
+            object.__setattr__(cs, "_used", used)
+        self.used: dict[tuple[str, Sort], int] = dict(cs._used)
 
     # -- bookkeeping
     def _all_vars(self) -> Iterable[Var]:
@@ -231,6 +286,8 @@ class _Work:
                 yield g.src
                 yield g.node
                 yield from T.vars_of_all((g.start, g.target))
+            elif isinstance(g, SplitGoal):
+                yield from T.vars_of_all((g.left, g.right))
 
     def fresh(self, name: str, sort: Sort) -> Var:
         idx = self.used.get((name, sort), -1) + 1
@@ -272,9 +329,15 @@ class _Work:
         if not s:
             return
 
+        def term(a: Term) -> Term:
+            b = T.apply(a, s)
+            return a if b is a else self.R.normalize(b)  # system terms are normal: only changed ones need it
+
         def fact(f: Fact) -> Fact:
-            return Fact(f.name, tuple(self.R.normalize(T.apply(a, s)) for a in f.args), f.persistent,
-                        f.annotations, f.pos)
+            args = tuple(term(a) for a in f.args)
+            if all(x is y for x, y in zip(args, f.args)):
+                return f
+            return Fact(f.name, args, f.persistent, f.annotations, f.pos)
 
         def node(v: Var) -> Var:
             t = s.get(v, v)
@@ -297,6 +360,13 @@ class _Work:
             elif isinstance(g, ChainGoal):
                 g2 = ChainGoal(node(g.src), g.conc, self.R.normalize(T.apply(g.start, s)),
                                self.R.normalize(T.apply(g.target, s)), node(g.node))
+            elif isinstance(g, SplitGoal):
+                left, right = term(g.left), term(g.right)
+                if left is g.left and right is g.right:
+                    g2 = g
+                else:
+                    cases = _split_cases(self.R, left, right) if not solved else g.cases
+                    g2 = SplitGoal(g.idx, left, right, cases)
             else:
                 g2 = DisjGoal(tuple(_subst_formula(d, s) for d in g.disjuncts))
             if g2 in new_goals:  # merged goals keep the smaller age, solved flags are OR-ed
@@ -354,7 +424,10 @@ class _Work:
             elif len(unifiers) == 1:
                 self.substitute(unifiers[0])
             else:
-                raise Unsupported("an equation with several E-unifiers (split goals are not implemented yet)")
+                # Several most general E-unifiers: a case split of the equation store (Tamarin's SplitG).
+                left, right = self.R.normalize(f.left), self.R.normalize(f.right)
+                idx = sum(isinstance(g, SplitGoal) for g in self.goals)
+                self.add_goal(SplitGoal(idx, left, right, _split_cases(self.R, left, right)))
             return
         if isinstance(f, Not):
             a = f.body
@@ -468,6 +541,9 @@ class _Work:
         """
         seen: dict[Term, Var] = {}
         for n, inst in sorted(self.nodes.items(), key=lambda kv: (kv[0].name, kv[0].idx)):
+            frs = [p.args[0] for p in inst.premises if p.name == "Fr"]
+            if len(set(frs)) < len(frs):
+                return None  # two Fr premises of one node would consume the same fresh name's single Fr
             for p in inst.premises:
                 if p.name != "Fr":
                     continue
@@ -501,6 +577,20 @@ class _Work:
         del self.nodes[drop]
         self.substitute(s)
         return True
+
+    def settle_splits(self) -> bool:
+        """Splits whose equation a substitution decided: none left (``incompatible equalities``) or one
+        unifier (applied now). True if something changed."""
+        for g, entry in list(self.goals.items()):
+            if entry[1] or not isinstance(g, SplitGoal) or len(g.cases) > 1:
+                continue
+            entry[1] = True
+            if not g.cases:
+                self.contradict("incompatible equalities")
+            else:
+                self.substitute(dict(g.cases[0]))
+            return True
+        return False
 
     def merge_ku(self) -> bool:
         """Normal form: the intruder deduces each message once, so two KU actions of one term share a time
@@ -665,7 +755,27 @@ def _reach_set(succ: dict[Var, set[Var]], a: Var) -> set[Var]:
 
 
 def _has_cycle(succ: dict[Var, set[Var]]) -> bool:
-    return any(_reaches(succ, a, a) for a in succ)
+    """Whether the graph has a cycle (iterative depth-first search with white/grey/black marks)."""
+    state: dict[Var, int] = {}
+    for root in succ:
+        if state.get(root):
+            continue
+        state[root] = 1
+        stack = [(root, iter(succ.get(root, ())))]
+        while stack:
+            node, it = stack[-1]
+            for y in it:
+                mark = state.get(y, 0)
+                if mark == 1:
+                    return True
+                if mark == 0:
+                    state[y] = 1
+                    stack.append((y, iter(succ.get(y, ()))))
+                    break
+            else:
+                state[node] = 2
+                stack.pop()
+    return False
 
 
 def _subst_formula(f: Formula, s: T.Subst) -> Formula:
@@ -687,7 +797,10 @@ def _subst_formula(f: Formula, s: T.Subst) -> Formula:
     if isinstance(f, Conn):
         return Conn(f.op, _subst_formula(f.left, s), _subst_formula(f.right, s))
     assert isinstance(f, Quant)
-    inner = {k: v for k, v in s.items() if k not in f.vars}
+    free = free_vars(f)
+    inner = {k: v for k, v in s.items() if k in free}
+    if not inner:
+        return f  # keeps closed formulas (restrictions, lemmas) identical, so they stay recognisable
     incoming = T.vars_of_all(inner.values())
     if any(v in incoming for v in f.vars):
         # Capture-avoiding: rename the bound variables that the substitution would capture.
@@ -704,11 +817,52 @@ def _finish(w: _Work) -> Constraints | None:
         merged = w.merge_fresh()
         if merged is None:
             return None
-        if not merged and not w.merge_ku() and not w.unique_action_rules():
+        if not merged and not w.merge_ku() and not w.unique_action_rules() and not w.settle_splits():
             break
     w.saturate_universals()
     w.check()
     return w.freeze()
+
+
+def instantiate_at(theory: Theory, cs: Constraints, universals: Iterable[Formula],
+                   nodes: Iterable[Var]) -> Constraints:
+    """Instantiate guarded universals on the actions of the given nodes only (S_∀ restricted to them), then
+    simplify. Instances already made (recorded in ``solved_formulas``) are not made again."""
+    w = _Work(theory, cs)
+    nodes = set(nodes)
+    by_name: dict[str, list[tuple[Var, Fact]]] = {}
+    for n, inst in w.nodes.items():
+        if n in nodes:
+            for a in inst.actions:
+                by_name.setdefault(a.name, []).append((n, a))
+    done = set(w.solved_formulas)
+    for f in universals:
+        assert isinstance(f, Quant) and f.kind == "All" and isinstance(f.body, Conn)
+        guards = [c for c in conjuncts(f.body.left) if isinstance(c, Action)]
+        for sub in list(_join(guards, by_name, frozenset(f.vars), {})):
+            inst = _subst_formula(f.body.right, {k: v for k, v in sub.items() if k in f.vars})
+            key = Conn("&", f, inst)
+            if key in done:
+                continue
+            done.add(key)
+            w.solved_formulas.append(key)
+            w.add_formula(inst)
+    done_cs = _finish(w)
+    if done_cs is None:
+        w.contradict("from formulas")
+        return w.freeze()
+    return done_cs
+
+
+def forget_formulas(cs: Constraints, universals: frozenset[Formula],
+                    goals: Iterable[GoalT] = ()) -> Constraints:
+    """``cs`` without the instance records of ``universals`` and without the given open ``goals`` (dropping
+    constraints only enlarges the set of solutions, so closures stay sound)."""
+    drop = set(goals)
+    return dataclasses.replace(
+        cs, solved_formulas=tuple(k for k in cs.solved_formulas
+                                  if not (isinstance(k, Conn) and k.op == "&" and k.left in universals)),
+        goals=tuple(e for e in cs.goals if e[2] or e[0] not in drop), _used=None)
 
 
 def simplify(theory: Theory, cs: Constraints, new_formulas: Iterable[Formula] = ()) -> Constraints:
@@ -730,10 +884,20 @@ def _mark_solved(w: _Work, g: GoalT) -> None:
 def solve(theory: Theory, cs: Constraints, goal: GoalT) -> list[tuple[str, Constraints]]:
     """All surviving cases of solving ``goal``: (case name, simplified system), in Tamarin's case order.
 
-    Implemented: premise goals (a new instance of any rule variant, or an existing node, with a unifying
-    conclusion and an edge), protocol action goals (a rule variant with a unifying action placed at the
-    goal's node) and disjunction goals (``case_i`` per disjunct). KU goals raise :class:`Unsupported`.
+    Premise goals (a new instance of any rule variant with a unifying conclusion and an edge; merged with
+    an existing node by simplification), protocol action goals (a rule variant with a unifying action
+    placed at the goal's node), KU goals (see :func:`_solve_ku`), chain goals, disjunction goals
+    (``case_i`` per disjunct) and split goals (``split`` per E-unifier). Without sources: see
+    :func:`quietrl.proofsearch.sources.solve_with_sources` for the saturated cases the proof methods use.
     """
+    if isinstance(goal, DisjGoal):
+        return solve_raw(theory, cs, goal)  # positional names are unique already; dead cases leave gaps
+    return name_cases(solve_raw(theory, cs, goal))
+
+
+def solve_raw(theory: Theory, cs: Constraints, goal: GoalT) -> list[tuple[str, Constraints]]:
+    """Like :func:`solve`, but cases keep their raw names (rule, ``c_f``, ``d_...``): equal names are not
+    numbered and cases stay in generation order (disjunctions: ``case_i`` by position)."""
     if goal not in dict((g, None) for g in cs.open_goals()):
         raise ValueError(f"goal {goal.text} is not open in this system")
     raw: list[tuple[str, Constraints]] = []
@@ -750,13 +914,23 @@ def solve(theory: Theory, cs: Constraints, goal: GoalT) -> list[tuple[str, Const
         if goal.fact.name == "KD":
             raise Unsupported("KD goals (deconstruction chains) are not implemented yet")
         raw = _solve_ku(theory, cs, goal) if goal.fact.name == "KU" else _solve_action(theory, cs, goal)
+    elif isinstance(goal, SplitGoal):
+        for case in goal.cases:
+            w = _Work(theory, cs)
+            _mark_solved(w, goal)
+            # The unifier's variables are fresh to this system only where they are new: reserve them.
+            for v in T.vars_of_all([t for _, t in case]):
+                key = (v.name, v.sort)
+                w.used[key] = max(w.used.get(key, -1), v.idx)
+            w.substitute(dict(case))
+            _keep(raw, "split", _finish(w))
     elif isinstance(goal, ChainGoal):
         if isinstance(goal.start, Var):
             raise ValueError(f"chain {goal.text} starts at a message variable: not solvable yet")
         raw = _solve_chain(theory, cs, goal)
     else:
         raw = _solve_premise(theory, cs, goal)
-    return _name_cases(raw)
+    return raw
 
 
 def _extraction_steps(theory: Theory, R: T.RewriteSystem):
@@ -1053,7 +1227,7 @@ def _keep(out: list, name: str, cs: Constraints | None) -> None:
         out.append((name, cs))
 
 
-def _name_cases(raw: list[tuple[str, Constraints]]) -> list[tuple[str, Constraints]]:
+def name_cases(raw: list[tuple[str, Constraints]]) -> list[tuple[str, Constraints]]:
     """Tamarin's case names: equal names become X_case_k (generation order, zero-padded), then name order."""
     counts: dict[str, int] = {}
     for name, _ in raw:

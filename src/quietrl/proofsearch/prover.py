@@ -2,8 +2,9 @@
 
 ``prove(theory, lemma)`` takes the first offered method at every node and explores every case (Tamarin's
 autoprover without backtracking), by iterative deepening on the proof depth (bounds 4, 8, 16, ..., as
-Tamarin's default ``--stop-on-trace=dfs``) within a total step budget. Goals are ranked by ``C`` (age) or
-by a first approximation of ``s`` (see :func:`quietrl.proofsearch.system._rank`).
+Tamarin's default ``--stop-on-trace=dfs``) within a total step budget. Goals are ranked by Tamarin's
+``s``, ``S``, ``c`` or ``C`` (see :mod:`~quietrl.proofsearch.ranking`), or by an external oracle (``o``/``O``,
+see :mod:`~quietrl.proofsearch.oracle`) called once per step, as Tamarin calls it.
 
 When the first method cannot execute yet (NotImplementedError), the next offered one is taken.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 
 from quietrl.proofsearch.constraints import ku_exhaustive
+from quietrl.proofsearch.oracle import Oracle
 from quietrl.proofsearch.replay import Step, holds, replay, trace_of
 from quietrl.proofsearch.system import System, apply, initial_system, methods, assumed_lemmas
 from quietrl.proofsearch.types import EXISTS_TRACE, Lemma, Theory
@@ -76,21 +78,35 @@ class ProofResult:
         return f"  {self.lemma} ({self.kind}): {self.verdict_text} ({self.steps} steps)"
 
 
-def prove(theory: Theory, lemma: Lemma, max_steps: int = 2000, heuristic: str = "s") -> ProofResult:
-    """Greedy depth-first proof search for ``lemma`` (see the module docstring for the verdict rules)."""
+def prove(theory: Theory, lemma: Lemma, max_steps: int = 2000, heuristic: str = "s", *,
+          oracle: Oracle | None = None, bound: int | None = None, open_chains: int = 10,
+          saturation: int = 5) -> ProofResult:
+    """Greedy depth-first proof search for ``lemma`` (see the module docstring for the verdict rules).
+
+    ``heuristic`` is one of ``s S c C o O`` (``o``/``O`` need ``oracle``, which reorders the ``C``/``s``
+    ranking at every step); ``bound`` caps the proof depth (Tamarin's ``--bound``: deeper steps become
+    ``sorry /* bound N hit */``); ``open_chains`` and ``saturation`` are the source limits.
+    """
     if max_steps < 1:
         raise ValueError("max_steps must be >= 1")
+    if bound is not None and bound < 0:
+        raise ValueError("bound must be >= 0")
+    if heuristic in ("o", "O") and oracle is None:
+        raise ValueError(f"heuristic {heuristic} needs an oracle")
     # Iterative deepening (depth bounds 4, 8, 16, ...), as Tamarin's default --stop-on-trace=dfs: the first
     # bound that holds a confirmed trace returns it; a tree explored without hitting the bound is final.
     ctx = _Ctx(theory, lemma, max_steps)
-    start = initial_system(theory, lemma, heuristic)
-    bound = 4
+    ctx.oracle = oracle if heuristic in ("o", "O") else None  # as Tamarin: other heuristics ignore it
+    start = initial_system(theory, lemma, heuristic, open_chains=open_chains, saturation=saturation)
+    depth = 4 if bound is None else min(4, bound)
     while True:
-        ctx.bound, ctx.hit_bound = bound, False
+        ctx.bound, ctx.hit_bound = depth, False
         root = _search(start, ctx, 0)
         if ctx.trace is not None or not ctx.hit_bound or ctx.budget <= 0:
             break
-        bound *= 2
+        if bound is not None and depth >= bound:
+            break
+        depth = depth * 2 if bound is None else min(depth * 2, bound)
     if ctx.trace is not None:
         _cut_to_trace(root)
         verdict = VERIFIED if lemma.trace_quantifier == EXISTS_TRACE else FOUND_TRACE
@@ -109,12 +125,28 @@ def prove(theory: Theory, lemma: Lemma, max_steps: int = 2000, heuristic: str = 
     return ProofResult(lemma.name, lemma.trace_quantifier, verdict, root.size(), root, reason)
 
 
+def resolve_heuristic(theory: Theory, lemma: Lemma, given: str | None = None) -> str:
+    """The heuristic of ``lemma``'s proof by Tamarin's precedence: ``given`` (``--heuristic``), the lemma's
+    ``[heuristic=]``, the theory's ``heuristic:`` line, ``s``. Of a multi-letter heuristic (Tamarin
+    alternates them by depth) only the first letter is used. Raises ``UserError`` for unknown letters."""
+    from quietrl.core.errors import UserError
+    from quietrl.proofsearch.ranking import HEURISTICS
+
+    h = (given or lemma.heuristic or theory.heuristic or "s").strip().strip('"')[:1]
+    if h not in HEURISTICS:
+        raise UserError(f"{theory.path}: lemma {lemma.name}: heuristic {h!r} is not supported "
+                        f"(supported: {', '.join(HEURISTICS)})")
+    return h
+
+
 def prove_all(theory: Theory, names: list[str] | None = None, max_steps: int = 2000,
-              heuristic: str = "s") -> list[ProofResult]:
+              heuristic: str | None = "s", **options) -> list[ProofResult]:
     """Prove lemmas in file order; a closed proof counts only if every lemma it assumed counts too.
 
     Assumed [reuse] lemmas are proved first even when not requested (as Tamarin checks them), and a
-    verdict resting on one that is not itself established becomes ``analysis incomplete``.
+    verdict resting on one that is not itself established becomes ``analysis incomplete``. ``options``
+    go to :func:`prove` (``oracle``, ``bound``, ``open_chains``, ``saturation``). ``heuristic=None``
+    picks each lemma's own by :func:`resolve_heuristic`.
     """
     wanted = set(names) if names is not None else {lem.name for lem in theory.lemmas}
     needed = set(wanted)
@@ -125,7 +157,7 @@ def prove_all(theory: Theory, names: list[str] | None = None, max_steps: int = 2
     for lem in theory.lemmas:
         if lem.name not in needed:
             continue
-        r = prove(theory, lem, max_steps, heuristic)
+        r = prove(theory, lem, max_steps, resolve_heuristic(theory, lem, heuristic), **options)
         if r.assumes:
             missing = [a for a in r.assumes if done[a].verdict != VERIFIED or done[a].assumes]
             if missing:
@@ -147,6 +179,7 @@ class _Ctx:
         self.ku_exhaustive = ku_exhaustive(theory)
         # id(state) -> (state, method, cases): the state is kept alive, so its id stays unique.
         self.cache: dict[int, tuple] = {}
+        self.oracle: Oracle | None = None
 
     def confirm(self, state: System) -> str:
         """Replay a trace candidate; '' if it is a genuine witness for the verdict, else why not."""
@@ -188,12 +221,14 @@ def _search(state: System, ctx: _Ctx, depth: int) -> ProofNode:
         ctx.hit_bound = True
         return ProofNode(state, leaf="sorry", note=f"bound {ctx.bound} hit")
     offered = methods(state)
+    hit = ctx.cache.get(id(state))
+    if ctx.oracle is not None and offered and (hit is None or hit[0] is not state):
+        offered = _oracle_order(ctx, state, offered)
     if not offered:
         if state.constraints.pending_chains():
             return ProofNode(state, leaf="sorry",
                              note="open chain from a message variable (partial deconstruction: needs sources)")
         return ProofNode(state, leaf="sorry", note="no method applies")
-    hit = ctx.cache.get(id(state))
     if hit is not None and hit[0] is state:
         _, m, cases = hit  # explored in an earlier deepening round: not recomputed, still counted
     else:
@@ -219,6 +254,15 @@ def _search(state: System, ctx: _Ctx, depth: int) -> ProofNode:
             break  # stop at the first confirmed trace, as Tamarin does
         node.cases.append((name, _search(nxt, ctx, depth + 1)))
     return node
+
+
+def _oracle_order(ctx: "_Ctx", state: System, offered: list) -> list:
+    """Tamarin's oracle call: the solve goals (already in ``C``/``s`` order) go to the oracle, which picks
+    their order; ``simplify``/``induction`` keep their places before them (at the root the list is empty)."""
+    goals = [m for m in offered if m.kind == "solve"]
+    others = [m for m in offered if m.kind != "solve"]
+    order = ctx.oracle.order(ctx.lemma.name, [m.goal.text for m in goals])
+    return others + [goals[i] for i in order]
 
 
 def _cut_to_trace(node: ProofNode) -> bool:

@@ -128,7 +128,7 @@ def replay(theory: Theory, trace: list[Step]) -> ReplayResult:
     sent: list[Term] = []
     for i, st in enumerate(trace):
         if st.rule == "isend":
-            (ku,), (k,), (inp,) = st.premises, st.actions, st.conclusions
+            (ku,), (inp,) = st.premises, st.conclusions
             if not _derivable(theory, R, sent, ku.args[0]):
                 return ReplayResult(False, f"step {i} ({st.rule}): {ku.args[0]} is not derivable by the intruder")
             linear[_key(inp)] += 1

@@ -23,9 +23,12 @@ Implemented now: ``initial_system``; ``methods`` at the root (``simplify``, and 
 offers it: one closed, ``last``-free formula, no nodes or goals; ranked first for ``[use_induction]`` and
 ``[sources]`` lemmas) and after it (one ``solve`` per open goal, ranked by ``C`` = goal age, or by a
 first approximation of ``s``, see :func:`_rank`); ``apply`` for ``simplify``, ``induction`` and ``solve`` of premise, protocol-action
-disjunction, KU (intruder deduction in normal form) and chain goals (see
-:mod:`~quietrl.proofsearch.constraints`). A system whose only open goals are chains from a message
-variable (a partial deconstruction, which Tamarin resolves with sources) offers no method and is ``open``.
+disjunction, split, KU (intruder deduction in normal form) and chain goals (see
+:mod:`~quietrl.proofsearch.constraints`); premise and KU goals are solved through sources, whose cases are
+saturated (and refined by earlier ``[sources]`` lemmas) within the limits ``initial_system(...,
+open_chains=10, saturation=5)`` (see :mod:`~quietrl.proofsearch.sources`). A system whose only open goals
+are chains from a message variable (a partial deconstruction left by raw sources) offers no method and is
+``open``.
 ``status == "solved"`` marks a trace *candidate*: no verdict may rest on it before the trace replayer.
 """
 
@@ -35,8 +38,10 @@ import dataclasses
 import hashlib
 import json
 
-from quietrl.proofsearch.constraints import Constraints, goal_kind, simplify, solve
+from quietrl.proofsearch.constraints import Constraints, goal_kind, simplify
 from quietrl.proofsearch.formulas import free_vars, goal_formula, guarded, mentions_last, show
+from quietrl.proofsearch.ranking import HEURISTICS, _rank
+from quietrl.proofsearch.sources import SourceLimits, refinement_formulas, solve_with_sources
 from quietrl.proofsearch.types import Formula, Lemma, Theory
 
 
@@ -81,6 +86,7 @@ class System:
     at_root: bool = True
     induction_first: bool = False
     heuristic: str = "s"
+    limits: SourceLimits = SourceLimits()  # source saturation limits (--open-chains, --saturation)
     theory: Theory | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
@@ -157,17 +163,24 @@ def assumed_lemmas(theory: Theory, lemma: Lemma) -> list[Lemma]:
     return out
 
 
-def initial_system(theory: Theory, lemma: Lemma, heuristic: str = "s") -> System:
+def initial_system(theory: Theory, lemma: Lemma, heuristic: str = "s", open_chains: int = 10,
+                   saturation: int = 5) -> System:
     """The root system of ``lemma``: its goal formula plus the theory's restrictions and reused lemmas.
 
-    ``heuristic`` (``s`` or ``C``) fixes how :func:`methods` ranks goals in this proof.
+    ``heuristic`` (``s`` or ``C``) fixes how :func:`methods` ranks goals in this proof. ``open_chains`` and
+    ``saturation`` are Tamarin's source precomputation limits (``--open-chains``, ``--saturation``;
+    see :mod:`~quietrl.proofsearch.sources`); every system of the proof carries them.
     """
     if heuristic not in HEURISTICS:
         raise ValueError(f"unknown heuristic {heuristic!r}; implemented: {', '.join(HEURISTICS)}")
+    limits = SourceLimits(open_chains, saturation)
     restrictions = tuple(guarded(r.formula) for r in theory.restrictions)
-    reused = tuple(guarded(lem.formula) for lem in assumed_lemmas(theory, lemma))
+    # Earlier [sources] lemmas (not also [reuse]) refine the sources only, as in Tamarin: they are assumed
+    # inside source steps (see quietrl.proofsearch.sources), not as formulas of the whole proof.
+    reused = tuple(guarded(lem.formula) for lem in reusable_lemmas(theory, lemma))
     return System(theory_fingerprint(theory), lemma.name, (goal_formula(lemma),), restrictions, reused,
-                  induction_first=lemma.use_induction or lemma.sources, heuristic=heuristic, theory=theory)
+                  induction_first=lemma.use_induction or lemma.sources, heuristic=heuristic, limits=limits,
+                  theory=theory)
 
 
 def _induction_applies(state: System) -> bool:
@@ -178,53 +191,12 @@ def _induction_applies(state: System) -> bool:
         not any(mentions_last(r) for r in state.restrictions + state.reused)
 
 
-HEURISTICS = ("s", "C")
-
-
-def _rank(goals: tuple[Goal, ...], heuristic: str) -> list[Goal]:
-    """Order open goals. ``C``: by age (Tamarin's C). ``s``: an approximation of Tamarin's smart ranking
-    (spec section 22): a stable partition of the age order into chains, disjunctions, premises, other
-    actions, KU of a fresh-sorted variable, KU of ``sign(..)``, other KU goals; then a stable sort by
-    usefulness band, where a KU goal whose term holds no fresh name is ProbablyConstructible (band 1).
-    Not yet: loop breakers, private symbols, ``F_``/``L_`` facts, source case counts, CurrentlyDeducible."""
-    if heuristic == "C":
-        return list(goals)
-
-    def ku_term(g: Goal) -> str | None:
-        if g.kind == "action" and g.text.startswith("!KU( "):
-            return g.text[len("!KU( "):g.text.rindex(" ) @ ")]
-        return None
-
-    def klass(g: Goal) -> int:
-        if g.kind == "chain":
-            return 0
-        if g.kind == "disjunction":
-            return 1
-        if g.kind == "premise":
-            return 2
-        m = ku_term(g)
-        if m is None:
-            return 3
-        if m.startswith("~") and "(" not in m and "<" not in m:
-            return 4  # KU of a fresh-sorted variable
-        if m.startswith("sign("):
-            return 5
-        return 6
-
-    def band(g: Goal) -> int:
-        m = ku_term(g)
-        return 1 if m is not None and "~" not in m else 0
-
-    ordered = sorted(goals, key=klass)  # sorted() is stable: age order within each class
-    return sorted(ordered, key=band)
-
-
 def methods(state: System) -> list[Method]:
     """Ranked executable proof methods of ``state`` (see the module docstring for what exists so far)."""
     if state.status != "open":
         return []
     if state.simplified:
-        return [Method("solve", g) for g in _rank(state.goals, state.heuristic)]
+        return [Method("solve", g) for g in _rank(state.goals, state.heuristic, state)]
     out: list[Method] = []
     if not state.simplified:
         out.append(Method("simplify"))
@@ -277,6 +249,7 @@ def apply(state: System, method: Method) -> list[tuple[str, System]]:
     if method.kind == "solve":
         assert method.goal is not None and state.theory is not None
         goal = next(g for g in state.constraints.offered_goals() if g.text == method.goal.text)
+        refine = refinement_formulas(state.theory, state.lemma)
         return [(name, dataclasses.replace(state, constraints=cs, at_root=False))
-                for name, cs in solve(state.theory, state.constraints, goal)]
+                for name, cs in solve_with_sources(state.theory, state.constraints, goal, state.limits, refine)]
     raise AssertionError(method.kind)  # pragma: no cover - Method validates its kind

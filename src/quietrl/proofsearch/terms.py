@@ -68,7 +68,7 @@ def apply(t: Term, s: Mapping[Var, Term]) -> Term:
         if not t.args:
             return t
         new = tuple(apply(a, s) for a in t.args)
-        return t if new == t.args else App(t.fun, new)
+        return t if all(x is y for x, y in zip(new, t.args)) else App(t.fun, new)
     return t
 
 

@@ -59,6 +59,15 @@ class App:
 
     fun: str
     args: tuple["Term", ...] = ()
+    # Hash memo (0 = not computed yet): terms are hashed constantly as dictionary keys and set members.
+    _hash: int = dataclasses.field(default=0, compare=False, repr=False)
+
+    def __hash__(self) -> int:
+        h = self._hash
+        if not h:
+            h = hash((self.fun, self.args)) or 1
+            object.__setattr__(self, "_hash", h)
+        return h
 
     def __str__(self) -> str:
         if self.fun == PAIR and len(self.args) == 2:

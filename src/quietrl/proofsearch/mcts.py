@@ -1,0 +1,673 @@
+"""AND/OR Monte-Carlo tree search over proof methods (spec section 15).
+
+OR nodes are systems (choose one method), AND nodes are a method's case split. For all-traces lemmas every
+case must close; a confirmed trace anywhere settles the lemma too (falsified). For exists-trace lemmas any
+case with a trace settles the split (it is an OR over traces); all cases closed settles it as "no trace".
+
+Per simulation: descend from the root by the score below, executing a method the first time it is
+selected (lazy expansion, ``expand_top_n`` methods when a node is first expanded, progressive widening of
+the considered methods with the node's visits), evaluate the new leaf (network value, or
+``default_value`` without a network) and back up.
+
+Selection score (spec): ``N(s) = Σ_a N(s,a) + 1``;
+``U = (ln((N(s) + c_base + 1) / c_base) + c_init) · √N(s) / (1 + N(s,a))``;
+``prior_score = U · P(a) / ΣP`` (uniform P times ``c_and · k`` at an AND node with k cases);
+``Q = r + V(child)`` if visited else ``V(s) − δ``; ``value_score = γ^(−1−Q)``; failed children and settled
+AND children score −1e9. ``r = −1`` per method step, terminal value 1, so ``V ≈ 1 − steps left``.
+Back-up: OR ``V = (v_net + Σ_a N(s,a)(r + V(a))) / (1 + Σ_a N(s,a))``; AND ``V`` = min over visited
+unsettled cases (max for exists-trace; ``and_backup="sum"`` adds the cases' remaining steps), 1.0 if none.
+Priors: ``log_softmax(logits) − λ·rank``, then ``P ∝ exp(logp / T)``.
+
+OR nodes are shared by state key within one tree (transposition table); a method that fails in the engine
+or leads only to dead cases is never selected again. Several searches run with a fresh tree and a budget
+growing ×``growth``; engine steps are cached across them, so the count of *method executions* (cache
+misses) is the engine effort. Every proof is extracted (the smallest settled subtree, as Tamarin counts
+size) and re-checked before it is reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, Hashable, Literal, Protocol, Sequence
+
+import numpy as np
+
+from quietrl.core.errors import ConfigError
+from quietrl.proofsearch.env import (
+    CLOSED,
+    DEAD,
+    TRACE,
+    Case,
+    Confirmer,
+    MethodFailed,
+    check_proof,
+    find_lemma,
+    outcome,
+    state_key,
+    step,
+    verdict_of,
+)
+from quietrl.proofsearch.prover import INCOMPLETE, ProofNode, script
+from quietrl.proofsearch.system import initial_system, methods
+from quietrl.proofsearch.types import EXISTS_TRACE, Theory
+
+NEG = -1e9
+
+
+@dataclasses.dataclass(frozen=True)
+class MCTSConfig:
+    """Search constants. c_and/δ/γ: the spec's defaults; c_base/c_init: the authors' example runs (3200 /
+    0.001), which let the value score lead; budgets are CPU-sized (paper: 1000 simulations, 20 searches,
+    5 proofs, 4 parallel searches on 64 cores)."""
+
+    simulations: int = 60           # simulations in the first search
+    growth: float = 1.5             # budget factor per further search (fresh tree)
+    searches: int = 4               # searches per lemma at most
+    proofs: int = 2                 # stop after this many completed (checked) proofs
+    max_executions: int = 400       # engine method executions per lemma (cache misses), all searches
+    c_base: float = 3200.0          # the authors' example runs (default 100 / 1.0 leaves the prior dominant)
+    c_init: float = 0.001
+    c_and: float = 8.0
+    delta: float = 8.0
+    gamma: float = 0.99
+    rank_lambda: float = 0.5        # prior from the engine's rank (λ > 0 for MCTS without a network)
+    temperature: float = 1.0
+    expand_top_n: int = 2           # methods executed when a node is first expanded
+    widen_c: float = 1.0            # progressive widening: consider max(top_n, ceil(widen_c · N^alpha))
+    widen_alpha: float = 0.5
+    and_backup: Literal["min", "sum"] = "sum"   # proof size sums over cases (the authors: min)
+    default_value: float = 0.0      # leaf value without a network (≈ one step left)
+    root_noise: float = 0.25        # Dirichlet noise weight at the root from the 2nd search on
+    continue_after_proof: bool = False  # keep exploring unsettled alternatives once the root is proved
+    workers: int = 1                # searches run one after another on CPU
+
+    def __post_init__(self) -> None:
+        for name in ("simulations", "searches", "proofs", "max_executions", "expand_top_n", "workers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"MCTSConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("c_base", "temperature", "growth", "gamma"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"MCTSConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.and_backup not in ("min", "sum"):
+            raise ConfigError(f"MCTSConfig.and_backup must be min or sum, got {self.and_backup!r}")
+        if not 0.0 <= self.root_noise <= 1.0:
+            raise ConfigError(f"MCTSConfig.root_noise must be in [0, 1], got {self.root_noise}")
+
+
+# ------------------------------------------------------------------------------------------ problems
+
+
+class Problem(Protocol):
+    """What the search needs from a proof problem (the engine, or a hand-built tree in tests)."""
+
+    exists: bool  # exists-trace semantics for case splits
+
+    def root(self) -> Any: ...
+    def key(self, state: Any) -> Hashable: ...
+    def methods(self, state: Any) -> list: ...  # ranked; each has .text()
+    def step(self, state: Any, method: Any) -> list[Case]: ...  # MethodFailed if it cannot execute
+    def outcome(self, state: Any) -> tuple[str, str]: ...
+
+
+class EngineProblem:
+    """A lemma of a theory as a search problem over the engine's method API."""
+
+    def __init__(self, theory: Theory, lemma_name: str):
+        self.theory = theory
+        self.lemma = find_lemma(theory, lemma_name)
+        self.exists = self.lemma.trace_quantifier == EXISTS_TRACE
+        self.confirm = Confirmer(theory, self.lemma)
+
+    def root(self):
+        return initial_system(self.theory, self.lemma)
+
+    def key(self, state) -> Hashable:
+        return state_key(state)
+
+    def methods(self, state) -> list:
+        return methods(state)
+
+    def step(self, state, method) -> list[Case]:
+        return step(state, method, self.confirm)
+
+    def outcome(self, state) -> tuple[str, str]:
+        return outcome(state, self.confirm)
+
+
+class StepCache:
+    """Engine results by (state key, method text), shared by the searches of one lemma."""
+
+    def __init__(self) -> None:
+        self.results: dict[tuple[Hashable, str], list[Case] | str] = {}
+        self.executions = 0
+
+    def step(self, problem: Problem, key: Hashable, state, method) -> list[Case]:
+        k = (key, method.text())
+        hit = self.results.get(k)
+        if hit is None:
+            self.executions += 1
+            try:
+                hit = problem.step(state, method)
+            except MethodFailed as e:
+                hit = str(e)
+            self.results[k] = hit
+        if isinstance(hit, str):
+            raise MethodFailed(hit)
+        return hit
+
+
+# ------------------------------------------------------------------------------------------ the tree
+
+
+class OrNode:
+    """A system: its ranked methods, priors, edges (executed lazily) and statistics."""
+
+    __slots__ = ("key", "state", "kind", "note", "methods", "prior", "edges", "v_net", "value", "proved",
+                 "trace", "failed", "reported")
+
+    def __init__(self, key, state, kind: str, note: str = ""):
+        self.key, self.state, self.kind, self.note = key, state, kind, note
+        self.methods: list | None = None
+        self.prior: np.ndarray | None = None
+        self.edges: list[Edge | None] = []
+        self.v_net = 0.0
+        self.value = 1.0 if kind in (CLOSED, TRACE) else 0.0
+        self.proved = kind in (CLOSED, TRACE)
+        self.trace = kind == TRACE  # settled by a found trace (below it)
+        self.failed = kind == DEAD
+        self.reported = False
+
+    @property
+    def expanded(self) -> bool:
+        return self.methods is not None
+
+    @property
+    def visits(self) -> int:
+        return sum(e.visits for e in self.edges if e is not None)
+
+
+class AndNode:
+    """A method's case split."""
+
+    __slots__ = ("cases", "visits", "case_visits", "value", "proved", "trace", "failed")
+
+    def __init__(self, cases: list[tuple[str, OrNode]]):
+        self.cases = cases
+        self.visits = 0
+        self.case_visits = [0] * len(cases)
+        self.value = 1.0
+        self.proved = False
+        self.trace = False
+        self.failed = False
+
+
+@dataclasses.dataclass
+class Edge:
+    method: Any
+    rank: int
+    child: AndNode | None = None
+    failed: bool = False
+    visits: int = 0
+
+
+# ------------------------------------------------------------------------------------------ evaluators
+
+# evaluator(state, methods) -> (logits [len(methods)], value): the network's policy logits and value.
+Evaluator = Callable[[Any, Sequence[Any]], tuple[np.ndarray, float]]
+
+
+def priors(logits: np.ndarray, cfg: MCTSConfig) -> np.ndarray:
+    """``P ∝ exp((log_softmax(logits) − λ·rank) / T)`` over methods in rank order; shape [k]."""
+    z = np.asarray(logits, np.float64)
+    logp = z - (np.max(z) + np.log(np.sum(np.exp(z - np.max(z)))))
+    logp = logp - cfg.rank_lambda * np.arange(len(z))
+    logp = logp / cfg.temperature
+    p = np.exp(logp - np.max(logp))
+    return p / p.sum()
+
+
+# ------------------------------------------------------------------------------------------ the search
+
+
+@dataclasses.dataclass
+class SearchStats:
+    simulations: int = 0
+    searches: int = 0
+    executions_to_first_proof: int | None = None
+
+
+class Search:
+    """One AND/OR MCTS tree over ``problem`` (a fresh tree per search; ``cache`` outlives it)."""
+
+    def __init__(self, problem: Problem, cfg: MCTSConfig, cache: StepCache, evaluator: Evaluator | None = None,
+                 listener: Callable[[OrNode], None] | None = None, rng: np.random.Generator | None = None,
+                 root_noise: float = 0.0):
+        self.problem, self.cfg, self.cache = problem, cfg, cache
+        self.evaluator, self.listener = evaluator, listener
+        self.rng = rng or np.random.default_rng(0)
+        self.root_noise = root_noise
+        self.table: dict[Hashable, OrNode] = {}
+        root = problem.root()
+        kind, note = problem.outcome(root)
+        self.root = self._node(root, kind, note)
+
+    # -- nodes
+
+    def _node(self, state, kind: str, note: str = "") -> OrNode:
+        key = self.problem.key(state)
+        node = self.table.get(key)
+        if node is None:
+            node = self.table[key] = OrNode(key, state, kind, note)
+            if node.proved:
+                self._report(node)
+        return node
+
+    def _report(self, node: OrNode) -> None:
+        if self.listener is not None and not node.reported:
+            node.reported = True
+            self.listener(node)
+
+    def _expand(self, node: OrNode) -> float:
+        """Compute priors and value, execute the first ``expand_top_n`` methods by prior; the leaf value."""
+        ms = self.problem.methods(node.state)
+        node.methods = ms
+        node.edges = [None] * len(ms)
+        if self.evaluator is not None and ms:
+            logits, value = self.evaluator(node.state, ms)
+            node.v_net = float(value)
+        else:
+            logits, node.v_net = np.zeros(len(ms)), self.cfg.default_value
+        node.prior = priors(logits, self.cfg) if ms else np.zeros(0)
+        if node is self.root and self.root_noise > 0 and len(ms) > 1:
+            noise = self.rng.dirichlet([0.3] * len(ms))
+            node.prior = (1 - self.root_noise) * node.prior + self.root_noise * noise
+        node.value = node.v_net
+        if not ms:
+            node.failed = True
+            return node.value
+        for i in np.argsort(-node.prior, kind="stable")[: self.cfg.expand_top_n]:
+            self._execute(node, int(i))
+            if node.proved:
+                break  # a closed child settles the node: no need to execute more
+        self._update_or(node)
+        return node.value
+
+    def _execute(self, node: OrNode, i: int) -> Edge:
+        edge = node.edges[i] = Edge(node.methods[i], i)
+        try:
+            cases = self.cache.step(self.problem, node.key, node.state, edge.method)
+        except MethodFailed:
+            edge.failed = True
+            return edge
+        edge.child = AndNode([(c.name, self._node(c.state, c.outcome, c.note)) for c in cases])
+        self._update_and(edge.child)
+        edge.failed = edge.child.failed
+        if edge.child.proved:
+            self._set_proved(node, edge.child.trace)
+        return edge
+
+    def _set_proved(self, node: OrNode, trace: bool) -> None:
+        node.trace = node.trace or trace
+        if not node.proved:
+            node.proved = True
+            self._report(node)
+
+    # -- statistics
+
+    def _update_and(self, a: AndNode) -> None:
+        children = [c for _, c in a.cases]
+        exists = self.problem.exists
+        if any(c.proved and c.trace for c in children):
+            a.proved = a.trace = True
+        elif all(c.proved for c in children):
+            a.proved = True  # every case closed (also: no case survived the step)
+        if exists:
+            a.failed = not a.proved and all(c.failed or c.proved for c in children) and \
+                any(c.failed for c in children)
+        else:
+            a.failed = not a.proved and any(c.failed for c in children)
+        # the cases still to settle; an unvisited one counts as V = 0 (spec), i.e. about one step left
+        live = [c.value if n > 0 else 0.0 for (_, c), n in zip(a.cases, a.case_visits)
+                if not (c.proved or (exists and c.failed))]
+        if not live:
+            a.value = 1.0
+        elif exists:
+            a.value = max(live)  # one case with a trace suffices: the most promising one
+        elif self.cfg.and_backup == "sum":
+            a.value = 1.0 - sum(1.0 - v for v in live)  # proof size sums over the cases
+        else:
+            a.value = min(live)  # the authors' choice: the hardest case
+
+    def _update_or(self, node: OrNode) -> None:
+        if node.proved or node.failed or not node.expanded:
+            return
+        edges = node.edges
+        proved = [e.child for e in edges if e is not None and e.child is not None and e.child.proved]
+        if proved:
+            self._set_proved(node, any(a.trace for a in proved))
+            return
+        if edges and all(e is not None and e.failed for e in edges):
+            node.failed = True
+            return
+        total = sum(e.visits for e in edges if e is not None)
+        acc = node.v_net + sum(e.visits * (-1.0 + e.child.value) for e in edges
+                               if e is not None and e.child is not None and e.visits)
+        node.value = acc / (1 + total)
+
+    # -- selection
+
+    def _value_score(self, q: float) -> float:
+        return self.cfg.gamma ** (-1.0 - q)
+
+    def _u(self, n_parent: int, n_child: int) -> float:
+        c = self.cfg
+        return (math.log((n_parent + c.c_base + 1) / c.c_base) + c.c_init) * math.sqrt(n_parent) / (1 + n_child)
+
+    def _select_edge(self, node: OrNode) -> int | None:
+        """PUCT over the first ``width`` unblocked methods in prior order (progressive widening)."""
+        n_s = node.visits + 1
+        width = max(self.cfg.expand_top_n, math.ceil(self.cfg.widen_c * n_s ** self.cfg.widen_alpha))
+
+        def blocked(i: int) -> bool:
+            e = node.edges[i]
+            return e is not None and (e.failed or (e.child is not None and (e.child.failed or e.child.proved)))
+
+        allowed = [int(i) for i in np.argsort(-node.prior, kind="stable") if not blocked(int(i))][:width]
+        psum = float(sum(node.prior[i] for i in allowed)) or 1.0
+        best, best_i = NEG, None
+        for i in allowed:
+            e = node.edges[i]
+            visits = e.visits if e is not None else 0
+            if e is not None and e.child is not None and visits:
+                q = -1.0 + e.child.value
+            else:
+                q = node.value - self.cfg.delta
+            score = self._u(n_s, visits) * node.prior[i] / psum + self._value_score(q)
+            if score > best:
+                best, best_i = score, i
+        return best_i
+
+    def _select_case(self, a: AndNode, on_path: set) -> int | None:
+        n_s = a.visits + 1
+        k = len(a.cases)
+        best, best_j = NEG, None
+        for j, (_, c) in enumerate(a.cases):
+            if c.proved or c.failed or c.key in on_path:
+                continue
+            if a.case_visits[j]:
+                q = c.value
+            else:
+                q = (a.value if a.visits else 0.0) - self.cfg.delta
+            score = self._u(n_s, a.case_visits[j]) * (1.0 / k) * self.cfg.c_and * k + self._value_score(q)
+            if score > best:
+                best, best_j = score, j
+        return best_j
+
+    # -- one simulation
+
+    def simulate(self) -> None:
+        node = self.root
+        path: list[tuple[OrNode, int, AndNode | None, int | None]] = []
+        on_path = {node.key}
+        while True:
+            if node.failed or (node.proved and not (self.cfg.continue_after_proof and node.expanded)):
+                break
+            if not node.expanded:
+                self._expand(node)
+                break
+            i = self._select_edge(node)
+            if i is None:
+                node.failed = not node.proved  # every method failed or leads to a failed split
+                break
+            edge = node.edges[i]
+            if edge is None:
+                edge = self._execute(node, i)
+                path.append((node, i, edge.child, None))
+                break
+            a = edge.child
+            assert a is not None
+            j = self._select_case(a, on_path)
+            path.append((node, i, a, j))
+            if j is None:
+                break
+            node = a.cases[j][1]
+            on_path.add(node.key)
+        self._backup(path)
+
+    def _backup(self, path) -> None:
+        for node, i, a, j in reversed(path):
+            edge = node.edges[i]
+            edge.visits += 1
+            if a is not None:
+                a.visits += 1
+                if j is not None:
+                    a.case_visits[j] += 1
+                self._update_and(a)
+                edge.failed = edge.failed or a.failed
+            self._update_or(node)
+
+    def run(self, simulations: int, budget_left: Callable[[], bool]) -> int:
+        """Simulate until the root is settled, ``simulations`` are done or the budget is spent."""
+        done = 0
+        while done < simulations and not self.root.failed and budget_left() and \
+                (self.cfg.continue_after_proof or not self.root.proved):
+            self.simulate()
+            done += 1
+        return done
+
+
+def _best(node: OrNode, memo: dict, active: set) -> tuple[int, str, Any] | None:
+    """(size, kind, choice) of the smallest settled proof under ``node``; None if there is none.
+
+    Sizes as Tamarin counts: each method step and each closing leaf once; for a trace the root-to-trace path.
+    ``active`` breaks cycles through transpositions.
+    """
+    if node.kind in (CLOSED, TRACE):
+        return 1, node.kind, None
+    if not node.proved or not node.expanded:
+        return None
+    if node.key in memo:
+        return memo[node.key]
+    if node.key in active:
+        return None
+    active.add(node.key)
+    best = None
+    for i, e in enumerate(node.edges):
+        if e is None or e.child is None or not e.child.proved:
+            continue
+        sub = _best_and(e.child, memo, active)
+        if sub is None:
+            continue
+        size, kind, choice = sub
+        cand = (1 + size, kind, (i, choice))
+        # a trace settles the lemma: prefer it, then the smaller proof
+        if best is None or (cand[1] == TRACE, -cand[0]) > (best[1] == TRACE, -best[0]):
+            best = cand
+    active.discard(node.key)
+    memo[node.key] = best
+    return best
+
+
+def _best_and(a: AndNode, memo: dict, active: set):
+    subs = [(_best(c, memo, active), j) for j, (_, c) in enumerate(a.cases)]
+    traces = [(s[0], j) for s, j in subs if s is not None and s[1] == TRACE]
+    if traces:
+        size, j = min(traces)
+        return size, TRACE, ("trace", j)
+    if all(s is not None and s[1] == CLOSED for s, _ in subs):
+        return sum(s[0] for s, _ in subs), CLOSED, ("all", None)
+    return None
+
+
+def extract(node: OrNode, problem: Problem | None = None) -> ProofNode | None:
+    """The smallest settled proof under ``node`` as a proof tree (cut to the path for a trace).
+
+    OR nodes are shared by a renaming-invariant key, so a node's stored system may differ from the one its
+    parent's step produced on this path by variable names. With ``problem`` the proof is rebuilt along the
+    chosen methods (by rank index) and case names from ``node.state`` down, re-executing each step, so that
+    the method texts are those of the systems a checker sees; without it the stored systems are used.
+    """
+    memo: dict = {}
+    if _best(node, memo, set()) is None:
+        return None
+    if problem is None:
+        return _build(node, memo)
+    return _rebuild(node, node.state, memo, problem)
+
+
+def _build(node: OrNode, memo: dict) -> ProofNode:
+    if node.kind == CLOSED:
+        return ProofNode(node.state, leaf="contradiction", note=node.note)
+    if node.kind == TRACE:
+        return ProofNode(node.state, leaf="solved")
+    _, _, (i, (mode, j)) = _best(node, memo, set())
+    e = node.edges[i]
+    out = ProofNode(node.state, method=e.method.text())
+    if mode == "trace":
+        name, child = e.child.cases[j]
+        out.cases = [(name, _build(child, memo))]
+    else:
+        out.cases = [(name, _build(child, memo)) for name, child in e.child.cases]
+    return out
+
+
+def _rebuild(node: OrNode, state, memo: dict, problem: Problem) -> ProofNode:
+    if node.kind in (CLOSED, TRACE):
+        kind, note = problem.outcome(state)
+        leaf = {CLOSED: "contradiction", TRACE: "solved"}.get(kind, "sorry")
+        return ProofNode(state, leaf=leaf, note=note if kind != TRACE else "")
+    _, _, (i, (mode, j)) = _best(node, memo, set())
+    offered = problem.methods(state)
+    if i >= len(offered):
+        return ProofNode(state, leaf="sorry", note="transposed system offers fewer methods")
+    method = offered[i]
+    out = ProofNode(state, method=method.text())
+    try:
+        actual = {c.name: c.state for c in problem.step(state, method)}
+    except MethodFailed as e:
+        return ProofNode(state, leaf="sorry", note=str(e))
+    e = node.edges[i]
+    chosen = [e.child.cases[j]] if mode == "trace" else e.child.cases
+    for name, child in chosen:
+        if name not in actual:
+            out.cases.append((name, ProofNode(state, leaf="sorry", note=f"case {name!r} missing on replay")))
+        else:
+            out.cases.append((name, _rebuild(child, actual[name], memo, problem)))
+    return out
+
+
+def chosen_index(node: OrNode) -> int | None:
+    """The method index of ``node``'s best settled proof (the expert-iteration target), or None."""
+    best = _best(node, {}, set())
+    if best is None or best[2] is None:
+        return None
+    return best[2][0]
+
+
+def proof_value(node: OrNode, and_backup: str = "sum") -> float | None:
+    """Value target from the proof structure alone: terminal 1, each method step −1. With ``sum`` (our AND
+    back-up) ``1 − steps`` of the whole proof; with ``min`` (the authors') ``1 − steps`` of its longest branch."""
+    memo: dict = {}
+    if _best(node, memo, set()) is None:
+        return None
+    proof = _build(node, memo)
+    return 1.0 - (_steps(proof) if and_backup == "sum" else _depth(proof))
+
+
+def _steps(p: ProofNode) -> int:
+    return (p.method is not None) + sum(_steps(c) for _, c in p.cases)
+
+
+def _depth(p: ProofNode) -> int:
+    if p.method is None:
+        return 0
+    return 1 + max((_depth(c) for _, c in p.cases), default=0)
+
+
+# ------------------------------------------------------------------------------------------ per lemma
+
+
+@dataclasses.dataclass
+class MCTSResult:
+    """Outcome of MCTS on one lemma. ``proof`` is checked (or None); ``size`` as batch Tamarin counts it."""
+
+    lemma: str
+    verdict: str
+    size: int | None
+    proof: ProofNode | None = dataclasses.field(repr=False, default=None)
+    executions: int = 0
+    executions_to_first_proof: int | None = None
+    simulations: int = 0
+    searches: int = 0
+    proofs_found: int = 0
+    rejected: tuple[str, ...] = ()
+    wall_s: float = 0.0
+
+    @property
+    def proved(self) -> bool:
+        return self.verdict != INCOMPLETE
+
+    def script(self) -> str:
+        return script(self.proof) if self.proof is not None else ""
+
+
+def search_lemma(theory: Theory, lemma_name: str, cfg: MCTSConfig = MCTSConfig(), evaluator: Evaluator | None = None,
+                 seed: int = 0, listener: Callable[[OrNode], None] | None = None,
+                 deadline: float | None = None, cache: StepCache | None = None,
+                 on_search: Callable[[int], None] | None = None) -> MCTSResult:
+    """Run up to ``cfg.searches`` MCTS searches on one lemma; the smallest checked proof.
+
+    ``deadline`` is a ``time.perf_counter()`` value; ``on_search(i)`` is called between searches (the
+    expert-iteration loop trains there). Only proofs that pass :func:`~quietrl.proofsearch.env.check_proof`
+    are reported; the rest are listed in ``rejected``.
+    """
+    t0 = time.perf_counter()
+    problem = EngineProblem(theory, lemma_name)
+    cache = cache or StepCache()
+    rng = np.random.default_rng(seed)
+    best: ProofNode | None = None
+    best_size = None
+    first = None
+    sims = 0
+    found = 0
+    rejected: list[str] = []
+    n_search = 0
+
+    def budget_left() -> bool:
+        if cache.executions >= cfg.max_executions:
+            return False
+        return deadline is None or time.perf_counter() < deadline
+
+    for n_search in range(1, cfg.searches + 1):
+        tree = Search(problem, cfg, cache, evaluator, listener, rng, cfg.root_noise if n_search > 1 else 0.0)
+        sims += tree.run(int(round(cfg.simulations * cfg.growth ** (n_search - 1))), budget_left)
+        if tree.root.proved:
+            proof = extract(tree.root, problem)
+            if proof is not None:
+                rep = check_proof(theory, problem.lemma, proof)
+                if rep.ok:
+                    found += 1
+                    if first is None:
+                        first = cache.executions
+                    if best_size is None or proof.size() < best_size:
+                        best, best_size = proof, proof.size()
+                else:
+                    rejected.append("; ".join(rep.problems[:3]))
+        if found >= cfg.proofs or not budget_left() or tree.root.failed:
+            break
+        if on_search is not None:
+            on_search(n_search)
+    if best is None:
+        verdict = INCOMPLETE
+    else:
+        from quietrl.proofsearch.env import proof_kind
+
+        verdict = verdict_of(problem.lemma, proof_kind(best))
+    return MCTSResult(lemma_name, verdict, best_size, best, cache.executions, first, sims, n_search, found,
+                      tuple(rejected), time.perf_counter() - t0)
+
+
+__all__ = ["MCTSConfig", "MCTSResult", "Search", "StepCache", "EngineProblem", "Problem", "OrNode", "AndNode",
+           "extract", "search_lemma", "priors", "chosen_index", "proof_value"]

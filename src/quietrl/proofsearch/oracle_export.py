@@ -1,0 +1,250 @@
+"""Export the learnt ranker as an oracle for tamarin-prover (``--heuristic=O --oraclename=PATH``).
+
+``export_oracle(learner, directory)`` writes:
+
+- ``directory/oracle``: an executable, standard-library-only Python script. Tamarin runs it once per step
+  with the lemma name as ``argv[1]`` and the open goals on stdin (``N: <goal>``, spec section 11). It forwards
+  the goals to a local ranker process over 127.0.0.1 (starting that process on the first call, guarded by
+  a lock file) and prints the goal indices in the ranker's order. Lines it cannot parse are ignored; on
+  any failure (no ranker, a timeout, bad input) it prints nothing and exits 0, so Tamarin keeps its own
+  order.
+- ``directory/model/``: the ranker's parameters (``params.msgpack``) and configuration (``config.json``).
+
+The ranker process (``python -m quietrl.proofsearch.oracle_export serve DIR``) loads the model, listens on
+a port the OS picks, records it in ``directory/ranker.port`` and stops after ``idle_s`` seconds without a
+request. Its protocol is one JSON line each way: ``{"lemma", "goals": [...]}`` -> ``{"order": [...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import socketserver
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from quietrl.core.errors import UserError
+
+SCRIPT = r'''#!{python}
+# quietrl proofsearch oracle (generated; standard library only). Forwards Tamarin's goal list to a local
+# ranker process and prints its order; on any failure prints nothing and exits 0 (Tamarin keeps its order).
+import json, os, socket, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PORT_FILE = os.path.join(HERE, "ranker.port")
+LOCK_FILE = os.path.join(HERE, "ranker.lock")
+PYTHON = {python!r}
+PYTHONPATH = {pythonpath!r}
+START_WAIT_S = {start_wait_s!r}
+IDLE_S = {idle_s!r}
+
+
+def ask(port, payload):
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall((json.dumps(payload) + "\n").encode("utf-8"))
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return json.loads(buf.decode("utf-8"))["order"]
+
+
+def port():
+    try:
+        with open(PORT_FILE) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def start():
+    try:
+        fd = os.open(LOCK_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.close(fd)
+    except FileExistsError:
+        if time.time() - os.path.getmtime(LOCK_FILE) < START_WAIT_S:
+            return  # another call is starting the ranker
+        os.utime(LOCK_FILE)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PYTHONPATH + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    subprocess.Popen([PYTHON, "-m", "quietrl.proofsearch.oracle_export", "serve", HERE, "--idle", str(IDLE_S)],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     env=env, start_new_session=True)
+
+
+def main():
+    lemma = sys.argv[1] if len(sys.argv) > 1 else ""
+    goals = []
+    for line in sys.stdin.buffer.read().decode("utf-8", "replace").splitlines():
+        head, sep, goal = line.partition(":")
+        if sep and head.strip().isdigit():
+            goals.append(goal.strip())
+    if len(goals) < 2:
+        return
+    payload = {{"lemma": lemma, "goals": goals}}
+    deadline = time.time() + START_WAIT_S
+    started = False
+    while True:
+        p = port()
+        if p is not None:
+            try:
+                order = ask(p, payload)
+                break
+            except (OSError, ValueError, KeyError):
+                pass
+        if not started:
+            start()
+            started = True
+        if time.time() > deadline:
+            return
+        time.sleep(0.2)
+    seen = set()
+    out = []
+    for i in order:
+        if isinstance(i, int) and 0 <= i < len(goals) and i not in seen:
+            seen.add(i)
+            out.append(str(i))
+    sys.stdout.write("\n".join(out) + ("\n" if out else ""))
+
+
+try:
+    main()
+except BaseException:  # noqa: any failure must leave Tamarin's order alone
+    pass
+sys.exit(0)
+'''
+
+
+def export_oracle(learner, directory: str | Path, idle_s: float = 300.0, start_wait_s: float = 120.0) -> Path:
+    """Write the oracle script and the model to ``directory``; the script's path."""
+    from flax import serialization
+
+    from quietrl.core.config import to_dict
+    from quietrl.core.io import atomic_write_bytes, atomic_write_text
+
+    d = Path(directory)
+    (d / "model").mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(d / "model" / "params.msgpack", serialization.to_bytes(learner.params))
+    atomic_write_text(d / "model" / "config.json", json.dumps({"net": to_dict(learner.net)}, indent=1))
+    pkg_root = str(Path(__file__).resolve().parents[2])  # the directory holding the quietrl package
+    script = d / "oracle"
+    atomic_write_text(script, SCRIPT.format(python=sys.executable, pythonpath=pkg_root, idle_s=float(idle_s),
+                                            start_wait_s=float(start_wait_s)))
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    for stale in ("ranker.port", "ranker.lock"):
+        (d / stale).unlink(missing_ok=True)
+    return script
+
+
+def load_learner(directory: str | Path):
+    """The exported ranker as a :class:`~quietrl.proofsearch.expert.Learner` (for inference)."""
+    from flax import serialization
+
+    from quietrl.core.config import from_dict
+    from quietrl.proofsearch.expert import Learner
+    from quietrl.proofsearch.networks import NetConfig, init_params
+
+    d = Path(directory) / "model"
+    try:
+        cfg = json.loads((d / "config.json").read_text())
+        net = from_dict(NetConfig, cfg["net"])
+        params = serialization.from_bytes(init_params(net), (d / "params.msgpack").read_bytes())
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{d}: not an exported ranker ({e})") from None
+    return Learner(net, params=params)
+
+
+def rank(learner, goals: list[str]) -> list[int]:
+    """Goal indices, best first, by the ranker's policy logits (goal texts as an oracle receives them)."""
+    import numpy as np
+
+    if not goals:
+        return []
+    logits, _ = learner.predict_texts([f"solve( {g} )" for g in goals])
+    return [int(i) for i in np.argsort(-logits, kind="stable")]
+
+
+def serve(directory: str | Path, idle_s: float = 300.0) -> None:
+    """Run the ranker process for an exported oracle until ``idle_s`` seconds pass without a request."""
+    d = Path(directory)
+    learner = load_learner(d)
+    rank(learner, ["x", "y"])  # compile before announcing the port
+    last = [time.monotonic()]
+    lock = threading.Lock()
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            last[0] = time.monotonic()
+            try:
+                req = json.loads(self.rfile.readline().decode("utf-8"))
+                goals = [str(g) for g in req.get("goals", [])]
+                with lock:
+                    order = rank(learner, goals)
+            except Exception:  # noqa: BLE001 - a bad request gets an empty order, the server lives on
+                order = []
+            self.wfile.write((json.dumps({"order": order}) + "\n").encode("utf-8"))
+            last[0] = time.monotonic()
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    with Server(("127.0.0.1", 0), Handler) as srv:
+        port_file = d / "ranker.port"
+        tmp = d / f"ranker.port.{os.getpid()}"
+        tmp.write_text(str(srv.server_address[1]))
+        os.replace(tmp, port_file)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        try:
+            while time.monotonic() - last[0] < idle_s:
+                time.sleep(min(0.5, idle_s / 4))
+        finally:
+            srv.shutdown()
+            port_file.unlink(missing_ok=True)
+            (d / "ranker.lock").unlink(missing_ok=True)
+
+
+def start_ranker(directory: str | Path, idle_s: float = 300.0, wait_s: float = 300.0) -> subprocess.Popen:
+    """Start the ranker process for ``directory`` and wait until it listens (for tests and warm starts)."""
+    d = Path(directory)
+    env = dict(os.environ)
+    pkg_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    (d / "ranker.lock").write_text("")
+    proc = subprocess.Popen([sys.executable, "-m", "quietrl.proofsearch.oracle_export", "serve", str(d),
+                             "--idle", str(idle_s)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if (d / "ranker.port").exists():
+            try:
+                port = int((d / "ranker.port").read_text())
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+                return proc
+            except (OSError, ValueError):
+                pass
+        if proc.poll() is not None:
+            raise UserError(f"ranker process exited: {proc.stderr.read().decode()[-500:]}")
+        time.sleep(0.2)
+    proc.kill()
+    raise UserError(f"ranker for {d} did not start within {wait_s:g} s")
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "serve":
+        idle = float(argv[argv.index("--idle") + 1]) if "--idle" in argv else 300.0
+        serve(argv[1], idle)
+        return 0
+    print("usage: python -m quietrl.proofsearch.oracle_export serve DIR [--idle S]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

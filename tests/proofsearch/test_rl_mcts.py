@@ -1,0 +1,260 @@
+"""AND/OR MCTS: back-up on hand-built trees with known optima, transpositions, extraction on the engine."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from quietrl.core.errors import ConfigError
+from quietrl.proofsearch import example_path, parse_file
+from quietrl.proofsearch.env import CLOSED, DEAD, OPEN, TRACE, Case, MethodFailed, check_proof
+from quietrl.proofsearch.mcts import AndNode, MCTSConfig, OrNode, Search, StepCache, extract, priors, search_lemma
+from quietrl.proofsearch.proofcheck import check_script
+from quietrl.proofsearch.prover import FOUND_TRACE, VERIFIED, prove
+
+
+@dataclasses.dataclass(frozen=True)
+class M:
+    name: str
+
+    def text(self) -> str:
+        return self.name
+
+
+class Toy:
+    """A hand-built problem: ``tree[state] = [(method, [(case, child)])]``; leaves are ``X*`` (closed),
+    ``T*`` (trace), ``D*`` (dead); ``alias`` maps states to a shared key (transpositions)."""
+
+    def __init__(self, tree, exists=False, alias=None, failing=()):
+        self.tree, self.exists, self.alias, self.failing = tree, exists, alias or {}, set(failing)
+        self.calls = []
+
+    def root(self):
+        return "R"
+
+    def key(self, s):
+        return self.alias.get(s, s)
+
+    def methods(self, s):
+        return [M(m) for m, _ in self.tree.get(self.key(s), [])]
+
+    def outcome(self, s):
+        k = self.key(s)
+        return {"X": (CLOSED, "leaf"), "T": (TRACE, ""), "D": (DEAD, "dead")}.get(k[0], (OPEN, ""))
+
+    def step(self, s, m):
+        self.calls.append((s, m.name))
+        if m.name in self.failing:
+            raise MethodFailed(m.name)
+        cases = dict(self.tree[self.key(s)])[m.name]
+        return [Case(c, child, *self.outcome(child)) for c, child in cases]
+
+
+# Greedy (method rank 0 everywhere) proves R with 8 steps via a; the optimum is 2 via b (b, then `by w`).
+ALL_TREE = {
+    "R": [("a", [("A", "N1"), ("B", "N2")]), ("b", [("C", "N3")])],
+    "N1": [("x", [("", "X1")])],
+    "N2": [("y", [("c1", "N4"), ("c2", "N5")])],
+    "N4": [("z", [("", "X2")])],
+    "N5": [("z2", [("", "X3")])],
+    "N3": [("w", [])],  # every case died: `by solve(w)`, one step
+}
+
+
+def size_of(tree, s, exists):
+    """Brute-force optimum (Tamarin's size; a trace path for traces) over a toy tree, or None."""
+    if s[0] in "XT":
+        return 1
+    if s[0] == "D":
+        return None
+    best = None
+    for _, cases in tree.get(s, []):
+        subs = [size_of(tree, c, exists) for _, c in cases]
+        traces = [v for (_, c), v in zip(cases, subs) if v is not None and _has_trace(tree, c)]
+        if traces:
+            cand = 1 + min(traces)
+        elif all(v is not None for v in subs):
+            cand = 1 + sum(subs)
+        else:
+            continue
+        best = cand if best is None else min(best, cand)
+    return best
+
+
+def _has_trace(tree, s):
+    return s[0] == "T" or any(_has_trace(tree, c) for _, cases in tree.get(s, []) for _, c in cases)
+
+
+def run_toy(problem, sims=200, **kw):
+    cfg = MCTSConfig(simulations=sims, rank_lambda=0.0, continue_after_proof=True, **kw)
+    search = Search(problem, cfg, StepCache())
+    # keep searching after the first proof, so that the whole small tree is explored
+    for _ in range(sims):
+        search.simulate()
+    return search
+
+
+def test_backup_all_traces_known_optimum():
+    problem = Toy(ALL_TREE)
+    search = run_toy(problem)
+    assert search.root.proved and not search.root.trace
+    proof = extract(search.root)
+    assert proof.size() == size_of(ALL_TREE, "R", False) == 2
+    assert proof.method == "b"
+    # the other proof (8 steps) is also settled, and is the one the greedy rank-0 path takes
+    a_edge = search.root.edges[0]
+    assert a_edge is None or a_edge.child is None or not a_edge.child.failed
+
+
+def test_backup_all_traces_needs_every_case():
+    # a's split has a dead case: the split never settles, so the proof must go through b
+    tree = dict(ALL_TREE, N2=[("y", [("c1", "N4"), ("c2", "D1")])], N3=[("w", [("", "N3b")])], N3b=[("w2", [])])
+    search = run_toy(Toy(tree), expand_top_n=1)
+    assert search.root.edges[0].child.failed and search.root.edges[0].failed
+    proof = extract(search.root)
+    assert proof.method == "b" and proof.size() == size_of(tree, "R", False) == 3
+
+
+EXISTS_TREE = {
+    # a: one case dead, the other reaches a trace after 2 more steps -> trace path a, t, u, SOLVED = 4
+    "R": [("a", [("A", "D1"), ("B", "N7")]), ("b", [("C", "N8")])],
+    "N7": [("t", [("", "N9")])],
+    "N9": [("u", [("", "T1")])],
+    # b: a trace after 3 more steps -> 5
+    "N8": [("v", [("", "N10")])],
+    "N10": [("v2", [("", "N11")])],
+    "N11": [("v3", [("", "T2")])],
+}
+
+
+def test_backup_exists_trace_split_is_an_or():
+    search = run_toy(Toy(EXISTS_TREE, exists=True))
+    assert search.root.proved and search.root.trace
+    proof = extract(search.root)
+    assert proof.size() == size_of(EXISTS_TREE, "R", True) == 4
+    assert [name for name, _ in proof.cases] == ["B"]  # cut to the path to the trace
+
+
+def test_all_traces_mode_abandons_split_with_dead_case():
+    # all-traces: a split with a case that can never close is failed (its sibling's trace is not searched
+    # for); the trace reached through b still settles the lemma (falsified), 5 steps on its path
+    search = run_toy(Toy(EXISTS_TREE, exists=False))
+    assert search.root.edges[0].child.failed
+    proof = extract(search.root)
+    assert search.root.trace and proof.method == "b" and proof.size() == 5
+
+
+def test_and_backup_min_and_sum():
+    kids = []
+    for i, v in enumerate((0.5, -2.0, -1.0)):
+        n = OrNode(f"k{i}", f"k{i}", OPEN)
+        n.methods, n.value = [], v
+        kids.append((f"c{i}", n))
+    for backup, exists, want in (("min", False, -2.0), ("sum", False, 1 - (0.5 + 3 + 2)), ("min", True, 0.5)):
+        problem = Toy({"R": []}, exists=exists)
+        search = Search(problem, MCTSConfig(and_backup=backup), StepCache())
+        a = AndNode(kids)
+        a.case_visits = [1, 1, 1]
+        search._update_and(a)
+        assert a.value == pytest.approx(want)
+    # unvisited cases count as V = 0 (about one step left each)
+    a = AndNode(kids)
+    Search(Toy({"R": []}), MCTSConfig(and_backup="sum"), StepCache())._update_and(a)
+    assert a.value == pytest.approx(1 - 3)
+    a = AndNode(kids)
+    Search(Toy({"R": []}), MCTSConfig(and_backup="min"), StepCache())._update_and(a)
+    assert a.value == 0.0
+    # settled cases drop out; all settled -> 1.0 and the split is proved
+    for _, k in kids:
+        k.proved = True
+    a = AndNode(kids)
+    Search(Toy({"R": []}), MCTSConfig(), StepCache())._update_and(a)
+    assert a.value == 1.0 and a.proved
+
+
+def test_transpositions_share_nodes_and_engine_steps():
+    tree = {
+        "R": [("a", [("", "S1")]), ("b", [("", "S1bis")])],
+        "S1": [("x", [("c1", "X1"), ("c2", "X2")])],
+    }
+    problem = Toy(tree, alias={"S1bis": "S1"})
+    search = run_toy(problem, sims=50, expand_top_n=2)
+    node_a = search.root.edges[0].child.cases[0][1]
+    node_b = search.root.edges[1].child.cases[0][1]
+    assert node_a is node_b
+    assert sum(1 for _, m in problem.calls if m == "x") == 1
+    assert extract(search.root).size() == 4
+
+
+def test_failed_methods_are_never_reselected():
+    problem = Toy(ALL_TREE, failing={"b"})
+    search = run_toy(problem, sims=100)
+    assert search.root.edges[1].failed
+    assert sum(1 for _, m in problem.calls if m == "b") == 1
+    assert extract(search.root).size() == 8
+
+
+def test_priors_follow_rank_and_temperature():
+    import numpy as np
+
+    p = priors(np.zeros(4), MCTSConfig(rank_lambda=1.0, temperature=1.0))
+    assert p.sum() == pytest.approx(1.0) and np.all(np.diff(p) < 0)
+    flat = priors(np.zeros(4), MCTSConfig(rank_lambda=1.0, temperature=1e6))
+    assert np.allclose(flat, 0.25, atol=1e-4)
+    with pytest.raises(ConfigError, match="and_backup"):
+        MCTSConfig(and_backup="max")
+    with pytest.raises(ConfigError, match="simulations"):
+        MCTSConfig(simulations=0)
+
+
+# ------------------------------------------------------------------------------------------ on the engine
+
+SMALL = MCTSConfig(simulations=30, searches=2, proofs=1, max_executions=80)
+
+
+@pytest.fixture(scope="module")
+def client_server():
+    return parse_file(example_path("client_server"))
+
+
+def test_engine_proof_is_checked_and_no_longer_than_greedy(client_server):
+    lem = next(lem for lem in client_server.lemmas if lem.name == "key_secret")
+    greedy = prove(client_server, lem, 200)
+    r = search_lemma(client_server, "key_secret", SMALL)
+    assert r.verdict == VERIFIED == greedy.verdict
+    assert r.size == r.proof.size() <= greedy.steps
+    assert check_proof(client_server, lem, r.proof).ok
+    assert check_script(client_server, lem, r.script()).ok
+    assert r.executions_to_first_proof is not None and r.executions_to_first_proof <= r.executions <= 80
+
+
+def test_engine_exists_trace_is_a_replayed_path(client_server):
+    lem = next(lem for lem in client_server.lemmas if lem.name == "setup_reachable")
+    r = search_lemma(client_server, "setup_reachable", SMALL)
+    assert r.verdict == VERIFIED
+    node = r.proof
+    while node.method is not None:  # a trace proof is the root-to-trace path
+        assert len(node.cases) == 1
+        node = node.cases[0][1]
+    assert node.leaf == "solved"
+    assert check_proof(client_server, lem, r.proof).ok
+
+
+def test_engine_attack_found():
+    theory = parse_file(example_path("mutant_client_server_no_encryption"))
+    r = search_lemma(theory, "key_secret", SMALL)
+    assert r.verdict == FOUND_TRACE
+    assert "SOLVED // trace found" in r.script()
+
+
+def test_expert_targets_from_the_proof_structure():
+    from quietrl.proofsearch.mcts import chosen_index, proof_value
+
+    tree = {"R": [("d", [("", "D1")]), ("y", [("c1", "N4"), ("c2", "N5")])],
+            "N4": [("z", [("", "X2")])], "N5": [("z2", [("", "X3")])]}
+    search = run_toy(Toy(tree), sims=40)
+    assert chosen_index(search.root) == 1  # the only method whose cases all close
+    assert proof_value(search.root, "sum") == 1 - 3  # y, z, z2
+    assert proof_value(search.root, "min") == 1 - 2  # the longest branch: y, z
+    assert chosen_index(search.table["N4"]) == 0 and proof_value(search.table["N4"]) == 0.0
