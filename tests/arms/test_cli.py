@@ -64,3 +64,13 @@ def test_oscillation_bad_file_exit_2(capsys, tmp_path):
     f.write_text("0.1 0.2 oops")
     code, _, err = run_cli(capsys, "oscillation", str(f))
     assert code == 2 and "expected numbers" in err
+
+
+def test_compare_bad_study_override_exit_2(capsys):
+    code, _, err = run_cli(capsys, "compare", "--set", "methods=sparse,magic")
+    assert code == 2 and err.count("\n") == 1 and "unknown method 'magic'" in err
+
+
+def test_sweep_unknown_executor_exit_2(capsys):
+    code, _, err = run_cli(capsys, "sweep", "--executor", "cluster")
+    assert code == 2 and err.count("\n") == 1 and "unknown executor 'cluster'" in err

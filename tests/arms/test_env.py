@@ -5,8 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from quietrl.arms.env import MAPFEnv, as_jaxmarl, obs_dim, observe, resolve_moves
+from quietrl.arms.env import MAPFEnv, as_jaxmarl, make_env, obs_dim, observe, resolve_moves
 from quietrl.arms.maps import parse_text_map
+from quietrl.arms.types import EnvConfig
 from quietrl.core.errors import UserError
 
 STAY, N, S, W, E = range(5)
@@ -120,3 +121,19 @@ def test_jaxmarl_interface_and_log_wrapper(corridor_env):
     assert bool(dones["__all__"])
     assert np.asarray(info["returned_episode_returns"]).tolist() == [1.0, 1.0]
     assert int(st.env_state.step) == 0  # auto-reset
+
+
+def test_heldout_splits_differ_in_seed_layout_density_and_size():
+    from quietrl.arms.env import HELDOUT_SPLITS, make_heldout_envs
+
+    cfg = EnvConfig(grid_size=8, num_agents=2, horizon=20, density=0.2, num_train_tasks=4, num_heldout_tasks=12)
+    envs = make_heldout_envs(cfg)
+    assert tuple(envs) == HELDOUT_SPLITS
+    for name, env in envs.items():
+        assert env.num_train == 0 and env.num_tasks == 12, name  # evaluation only: every task held out
+    assert envs["seed"].map_shape == (8, 8) and envs["size"].map_shape == (12, 12)
+    assert envs["size"].horizon == 30 and envs["seed"].horizon == 20
+    fill = {k: float(e.bank.obstacles.mean()) for k, e in envs.items()}
+    assert fill["density"] > fill["seed"] + 0.05
+    train = make_env(cfg)
+    assert not np.array_equal(envs["seed"].bank.obstacles, train.bank.obstacles[:12])

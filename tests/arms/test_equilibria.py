@@ -5,11 +5,32 @@ import pytest
 
 from quietrl.arms.equilibria import (classic_games, compare_nash, grid_game_table, mixed_nash, pure_nash,
                                      pure_nash_matrix, strictly_mixed, swap_game)
+from quietrl.core.errors import UserError
+
+
+def _random_reward_fn(seed: int):
+    import jax
+    import jax.numpy as jnp
+
+    from quietrl.arms.networks import RewardNet
+
+    net = RewardNet(32)
+    params = net.init(jax.random.PRNGKey(seed), jnp.zeros((1, 3 * 25 + 4)))
+    apply = jax.jit(net.apply)
+    return lambda o: np.asarray(apply(params, jnp.asarray(o)))
 
 
 @pytest.fixture(scope="module", params=["follow", "block_occupied"])
 def swap_rows(request):
-    rows = grid_game_table(swap_game(horizon=4, gamma=0.9), rule=request.param)
+    """Rows under one collision rule; learned rows use that same rule. The ranking-trained r̂ (a short fit on
+    the env's observations of 1024 random profiles) only under the env's default rule, to keep the run short."""
+    game = swap_game(horizon=4, gamma=0.9)
+    learned = {"random r̂": _random_reward_fn(3)}
+    if request.param == "block_occupied":
+        from quietrl.arms.experiment import train_swap_reward
+
+        learned["trained r̂"] = train_swap_reward(game, request.param, num_profiles=1024, steps=150, seed=0)[0]
+    rows = grid_game_table(game, rule=request.param, learned=learned, learned_rule=request.param)
     return request.param, {r["payoff"]: r for r in rows}
 
 
@@ -40,6 +61,26 @@ def test_naive_bonus_adds_equilibria(swap_rows):
     r = rows["bonus +0.3"]
     assert r["new_profiles"] >= 1 and not r["sound"]
     assert (4, 4) in r["new_classes"]  # both arrive at the last step: not an equilibrium outcome of the sparse game
+
+
+def test_learned_potential_keeps_the_nash_set(swap_rows):
+    """The central claim, by construction: r̂_θ as a potential (zero at terminals) leaves the pure Nash set
+    identical (16,036 / 44,200 profiles) for an untrained and for a ranking-trained network."""
+    rule, rows = swap_rows
+    names = ["random r̂ (potential)"] + (["trained r̂ (potential)"] if rule == "block_occupied" else [])
+    for name in names:
+        r = rows[name]
+        assert r["identical"] and r["num_ne"] == r["num_ne_ref"] and r["complete"], name
+        assert r["c2_kept_p0"] == 1.0 and r["c2_kept_p1"] == 1.0  # the order within every opponent kept
+
+
+def test_learned_reward_form_is_not_invariant(swap_rows):
+    """The first slice's form (r̂ as a per-step reward, replace or add) changes the set on this game."""
+    rule, rows = swap_rows
+    changed = [not rows[f"random r̂ ({m})"]["identical"] for m in ("replace", "add")]
+    if rule == "block_occupied":
+        changed += [not rows[f"trained r̂ ({m})"]["identical"] for m in ("replace", "add")]
+    assert all(changed)
 
 
 def test_swap_outcome_classes_follow(swap_rows):
@@ -103,3 +144,12 @@ def test_compare_detects_subset_and_superset():
     flat = np.zeros_like(ref)  # every profile becomes an equilibrium
     res = compare_nash(ref, flat)
     assert res["num_ne"] == 4 and res["new_profiles"] == 2 and not res["sound"]
+
+
+def test_unknown_learned_mode_is_a_user_error():
+    from quietrl.arms.equilibria import learned_returns, simulate
+
+    game = swap_game(horizon=2)
+    traj = simulate(game, np.zeros((1, 2, 2), np.int32))
+    with pytest.raises(UserError, match="unknown learned-reward mode"):
+        learned_returns(game, traj, lambda o: np.zeros(len(o)), mode="multiply")

@@ -45,3 +45,30 @@ def test_bad_curves_are_user_errors():
         detect(np.zeros(5))
     with pytest.raises(UserError, match="NaN"):
         detect(np.full(20, np.nan))
+
+
+def _ar1_curve(rng, phi=0.5, sd=0.1):
+    e = np.zeros(M)
+    for i in range(1, M):
+        e[i] = phi * e[i - 1] + sd * rng.normal()
+    return 0.5 + e
+
+
+def test_ar1_null_is_calibrated_on_moderately_correlated_noise():
+    """The surrogates go through the same detrending as the data: on AR(1)(0.5) curves the 5% test flags
+    about 5% (the first version, AR(1) fitted to the detrended curve and not detrended, flagged ~21%)."""
+    rng = np.random.default_rng(1)
+    flagged = sum(detect(_ar1_curve(rng), num_surrogates=200, seed=k).flagged for k in range(40))
+    assert flagged <= 5  # binomial(40, 0.05): P(X >= 6) ≈ 0.05; at 21% the expected count is 8.6
+
+
+def test_phase_surrogates_cannot_test_a_peak():
+    """Phase-randomised surrogates keep the curve's amplitude spectrum, so an obvious oscillation is not
+    significant against them: the reason the detector uses the AR(1) null."""
+    k = np.arange(M)
+    rng = np.random.default_rng(0)
+    x = 0.5 + 0.2 * np.sin(2 * np.pi * k / 8) + 0.05 * rng.normal(size=M)
+    ar1, phase = detect(x, num_surrogates=200, null="ar1"), detect(x, num_surrogates=200, null="phase")
+    assert ar1.p_value < 0.05 and ar1.threshold < 0.6 * ar1.rho
+    # the phase null's surrogates reproduce the observed statistic: no margin to call anything a peak
+    assert abs(phase.threshold - phase.rho) < 0.01 * phase.rho

@@ -1,11 +1,11 @@
-"""PBRS telescoping on real env rollouts; the bonus term."""
+"""PBRS telescoping on real env rollouts; the learned-potential term telescopes too; the bonus term."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from quietrl.arms.env import make_env
-from quietrl.arms.shaping import bonus_term, pbrs_term
+from quietrl.arms.shaping import bonus_term, learned_potential_term, pbrs_term
 from quietrl.arms.types import EnvConfig
 
 
@@ -38,3 +38,21 @@ def test_pbrs_telescopes_to_minus_initial_potential():
 def test_bonus_only_for_progress_while_alive():
     b = bonus_term(jnp.array([3.0, 3.0, 3.0]), jnp.array([2.0, 3.0, 2.0]), jnp.array([True, True, False]), 0.3)
     assert np.allclose(np.asarray(b), [0.3, 0.0, 0.0])
+
+
+def test_learned_potential_term_telescopes():
+    """Any Φ (here random) with arrival/timeout zeroing: Σ_t γ^t F_t = −Φ_0 for every agent and episode."""
+    rng = np.random.default_rng(0)
+    T, E, n, gamma = 10, 64, 3, 0.95
+    phi = rng.normal(size=(T, E, n)).astype(np.float32)
+    arrive = rng.integers(0, T + 3, (E, n))  # step index of arrival; >= T: never (timeout)
+    t = np.arange(T)[:, None, None]
+    alive = t <= arrive[None]  # alive before step t up to and including the arrival step
+    end = np.minimum(arrive.max(-1), T - 1)  # episode ends when all arrived or at T - 1
+    done = t >= end[None, :, None]
+    terminal = (t >= arrive[None]) | done
+    alive = alive & (t <= end[None, :, None])
+    f = learned_potential_term(jnp.asarray(phi), jnp.asarray(alive), jnp.asarray(terminal), gamma)
+    total = (np.asarray(f) * gamma ** t).sum(0)
+    assert np.allclose(total, -phi[0], atol=1e-5)
+    assert not np.allclose(np.asarray(f), 0.0)  # a dense signal, not a constant

@@ -75,8 +75,11 @@ def train_cmd(method, sparsity, agents, grid, seeds, agent_steps, map_path, scen
 @click.option("--rule", default="follow", show_default=True, help="follow|block_occupied")
 @click.option("--horizon", default=None, type=int, help="Default 4 (swap) or 3 (crossing).")
 @click.option("--gamma", default=0.9, show_default=True, type=float)
+@click.option("--learned", is_flag=True,
+              help="Also fit the MAPF reward net with the ranking loss on random profiles and compare it used as "
+                   "a per-step reward (replace, add) and as a potential.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the rows here.")
-def equilibria_cmd(game, rule, horizon, gamma, json_path):
+def equilibria_cmd(game, rule, horizon, gamma, learned, json_path):
     """Exact pure Nash sets under each shaping (grid games) or pure + mixed NE (matrix games)."""
     from quietrl.arms.equilibria import (classic_games, crossing_game, grid_game_table, mixed_nash,
                                          pure_nash_matrix, strictly_mixed, swap_game)
@@ -97,7 +100,13 @@ def equilibria_cmd(game, rule, horizon, gamma, json_path):
         if not 1 <= h <= (6 if game == "swap" else 3):
             raise UserError(f"--horizon {h} is too large for exact enumeration of the {game} game")
         g = swap_game(h, gamma) if game == "swap" else crossing_game(h, gamma)
-        rows = grid_game_table(g, rule)
+        fns = None
+        if learned:
+            from quietrl.arms.experiment import train_swap_reward
+
+            fns = {"learned r̂": train_swap_reward(g, rule, num_profiles=min(4096, g.num_plans() ** g.num_agents),
+                                                  steps=400)[0]}
+        rows = grid_game_table(g, rule, learned=fns, learned_rule=rule)
         click.echo(f"{g.name} game, H={h}, γ={gamma}, rule={rule}")
         click.echo(f"{'payoff':24s} {'#NE':>7s} {'Jaccard':>8s}  verdict      outcome classes (arrival steps)")
         for r in rows:
@@ -170,26 +179,44 @@ def oscillation_cmd(curve, key, demo, surrogates, seed):
                    f"collapses={r.collapses} recoveries={r.recoveries}")
 
 
+def _executor(name: str | None, workers: int | None):
+    """A core sweep executor by name, or None (``none``: everything in this process)."""
+    if name in (None, "none"):
+        return None
+    from quietrl.core.sweep import make_executor
+
+    return make_executor(name, max_workers=workers)
+
+
+EXECUTOR_HELP = "local|ray|none: send one job per training program through quietrl.core.sweep (none: in-process)."
+
+
 @cli.command("compare")
 @click.option("--quick", is_flag=True, help="The reduced study (8x8, n=2, S0/S2, sparse/pbrs/arms, 2 seeds).")
 @click.option("--extended", is_flag=True, help="Add n=8 and S1.")
+@click.option("--executor", default="none", show_default=True, help=EXECUTOR_HELP)
+@click.option("--workers", default=None, type=int, help="Parallel jobs (default: one per core).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Run directory (default: new one).")
-def compare_cmd(quick, extended, seed, out):
-    """Methods x sparsity x agents x map size on held-out maps, then the oscillation check."""
+@set_option
+def compare_cmd(quick, extended, executor, workers, seed, out, overrides):
+    """Methods x sparsity x agents x map size on held-out maps and generalisation splits, then the oscillation
+    check. ``--set`` overrides a study field, e.g. ``--set grids=5 --set agent_steps=20000`` for a tiny run."""
     import dataclasses
 
     from quietrl.arms.experiment import SUB, StudyConfig, run_compare, run_oscillation
+    from quietrl.core.config import apply_overrides
     from quietrl.core.runs import RunDir
 
     if quick and extended:
         raise UserError("--quick and --extended exclude each other")
-    study = StudyConfig.quick() if quick else StudyConfig.full(extended)
+    study = apply_overrides(StudyConfig.quick() if quick else StudyConfig.full(extended), list(overrides))
+    pool = _executor(executor, workers)
     run = RunDir.create(out, {"command": "arms compare", "study": dataclasses.asdict(study)}, seed)
     st = run.stage(sub=SUB, experiment="compare", seed=seed)
     results: dict = {}
     with st.running():
-        run_compare(st, study, seed, results)
+        run_compare(st, study, seed, results, executor=pool)
     osc = run.stage(sub=SUB, experiment="oscillation", seed=seed)
     with osc.running():
         run_oscillation(osc, results, study, seed)
@@ -202,25 +229,35 @@ def compare_cmd(quick, extended, seed, out):
 @click.option("--method", default="arms", show_default=True)
 @click.option("--sparsity", default="S2", show_default=True)
 @click.option("--agents", default=2, show_default=True, type=int)
+@click.option("--grid", default=8, show_default=True, type=int)
 @click.option("--seeds", default=10, show_default=True, type=int)
+@click.option("--envs", default=32, show_default=True, type=int, help="Parallel envs per run.")
 @click.option("--agent-steps", default=400_000, show_default=True, type=int, help="Per-run budget.")
+@click.option("--executor", default="none", show_default=True, help=EXECUTOR_HELP)
+@click.option("--workers", default=None, type=int, help="Parallel jobs (default: one per core).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Run directory (default: new one).")
-def sweep_cmd(method, sparsity, agents, seeds, agent_steps, seed, out):
-    """Exploration sweep (E5): c_ent in {0, .01, .013, .02, .05} x seeds, one vmapped program."""
+def sweep_cmd(method, sparsity, agents, grid, seeds, envs, agent_steps, executor, workers, seed, out):
+    """Exploration sweep (E5): c_ent in {0, .01, .013, .02, .05} x seeds; oscillation flags and final ISR."""
     from quietrl.arms.experiment import SUB, exploration_sweep
-    from quietrl.arms.types import METHODS, SPARSITY
+    from quietrl.arms.types import METHODS, SPARSITY, EnvConfig, TrainConfig
     from quietrl.core.runs import RunDir
 
     if method not in METHODS:
         raise UserError(f"--method: unknown '{method}'; valid: {', '.join(METHODS)}")
     if sparsity not in SPARSITY:
         raise UserError(f"--sparsity: unknown '{sparsity}'; valid: {', '.join(SPARSITY)}")
+    if seeds < 1 or agent_steps < 1:
+        raise UserError("--seeds and --agent-steps must be positive")
+    EnvConfig(grid_size=grid, num_agents=agents)  # validates (ConfigError: exit 2)
+    TrainConfig(num_envs=envs)
+    pool = _executor(executor, workers)
     run = RunDir.create(out, {"command": "arms sweep", "method": method, "sparsity": sparsity, "agents": agents,
-                              "seeds": seeds, "agent_steps": agent_steps}, seed)
+                              "grid": grid, "seeds": seeds, "agent_steps": agent_steps}, seed)
     st = run.stage(sub=SUB, experiment="exploration_sweep", seed=seed)
     with st.running():
-        rows = exploration_sweep(st, method, sparsity, agents, seeds=seeds, agent_steps=agent_steps, seed=seed)
+        rows = exploration_sweep(st, method, sparsity, agents, grid=grid, seeds=seeds, agent_steps=agent_steps,
+                                 seed=seed, executor=pool, num_envs=envs)
         st.write_summary(rows)
     for row in rows:
         click.echo(f"{row.quantity}: {row.ours}")

@@ -267,6 +267,36 @@ def make_env(cfg: EnvConfig) -> MAPFEnv:
                    num_train=cfg.num_train_tasks)
 
 
+HELDOUT_SPLITS = ("seed", "structured", "density", "size")
+
+
+def make_heldout_envs(cfg: EnvConfig, num_tasks: int | None = None) -> dict[str, MAPFEnv]:
+    """Evaluation-only envs (every task held out) for the generalisation splits [spec §3.2, E4]:
+
+    - ``seed``: random maps of the training size and density from another map seed;
+    - ``structured``: bottleneck / rooms / shelf layouts of the training size;
+    - ``density``: random maps with density + 0.1 (at most 0.45);
+    - ``size``: random maps 4 cells wider and taller, horizon scaled with the side length.
+    The policy sees only a (2r+1)^2 window and the goal offset / map side, so it runs on any map size.
+    """
+    from quietrl.arms.maps import make_bank
+
+    k = num_tasks or max(cfg.num_heldout_tasks, 1)
+    g, n, base = cfg.grid_size, cfg.num_agents, cfg.map_seed + 20_011
+    big = g + 4
+    banks = {
+        "seed": (make_bank(k, g, n, cfg.density, seed=base, layouts=("random",)), cfg.horizon),
+        "structured": (make_bank(k, g, n, cfg.density, seed=base + 1, layouts=("bottleneck", "rooms", "shelves")),
+                       cfg.horizon),
+        "density": (make_bank(k, g, n, min(cfg.density + 0.1, 0.45), seed=base + 2, layouts=("random",)),
+                    cfg.horizon),
+        "size": (make_bank(k, big, n, cfg.density, seed=base + 3, layouts=("random",)),
+                 int(round(cfg.horizon * big / g))),
+    }
+    return {name: MAPFEnv(bank, h, cfg.obs_radius, cfg.collision, cfg.sparsity, num_train=0)
+            for name, (bank, h) in banks.items()}
+
+
 _JAXMARL_CLS: dict[str, type] = {}
 
 

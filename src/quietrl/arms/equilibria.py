@@ -214,15 +214,72 @@ def post_step_observations(game: GridGame, traj: Trajectories, radius: int = 2):
     return obs, inv, traj.alive[:, :-1]
 
 
+LEARNED_MODES = ("replace", "add", "potential")
+
+
+def initial_observations(game: GridGame, radius: int = 2) -> np.ndarray:
+    """Env observations o_{i,0} (n, D) at the start (t = 0, every agent alive): the same for every profile."""
+    obst = jnp.asarray(game.obstacle_grid())
+    starts = jnp.asarray(np.array(game.starts, np.int32))
+    goals = jnp.asarray(np.array(game.goals, np.int32))
+    alive = jnp.ones((game.num_agents,), bool)
+    return np.asarray(observe(obst, starts, goals, alive, jnp.int32(0), game.horizon, radius))
+
+
 def learned_returns(game: GridGame, traj: Trajectories, reward_fn: Callable[[np.ndarray], np.ndarray],
-                    mode: str = "replace", beta: float = 1.0, radius: int = 2) -> np.ndarray:
-    """Ĝ_i = Σ_t γ^t m_t r̂(o'_{i,t}) (replace) or G_i + β Ĝ_i (add); reward_fn maps obs (K, D) -> (K,)."""
-    if mode not in ("replace", "add"):
-        raise UserError(f"unknown learned-reward mode {mode!r}; choose replace or add")
-    obs, inv, mask = post_step_observations(game, traj, radius)
+                    mode: str = "potential", beta: float = 1.0, radius: int = 2,
+                    observations: tuple | None = None) -> np.ndarray:
+    """Payoffs (P, n) under the learned network f_θ = ``reward_fn`` (obs (K, D) -> (K,)) used three ways.
+
+    - ``replace``: Ĝ_i = Σ_t γ^t m_t f(o'_{i,t}) (f as a per-step reward, the sparse reward dropped);
+    - ``add``: G_i + β Ĝ_i (f as a per-step reward added to the sparse one);
+    - ``potential``: G_i + β Σ_t γ^t m_t (γ Φ_{i,t+1} − Φ_{i,t}) with Φ_{i,t} = f(o_{i,t}) while agent i is in the
+      game and 0 once it has arrived or the horizon is reached. The sum telescopes to −β f(o_{i,0}), the same
+      for every profile, so every best-response set and the Nash set are unchanged whatever θ is.
+
+    ``observations``: :func:`post_step_observations` of ``traj`` if already computed (they are the costly part).
+    """
+    if mode not in LEARNED_MODES:
+        raise UserError(f"unknown learned-reward mode {mode!r}; choose one of {', '.join(LEARNED_MODES)}")
+    obs, inv, mask = observations if observations is not None else post_step_observations(game, traj, radius)
     r = np.asarray(reward_fn(obs), dtype=np.float64)
-    g_hat = (r[inv] * mask * _disc(game)[None, :, None]).sum(1)
+    disc = _disc(game)[None, :, None]
+    if mode == "potential":
+        phi0 = np.asarray(reward_fn(initial_observations(game, radius)), dtype=np.float64)  # (n,)
+        phi_next = np.where(traj.alive[:, 1:], r[inv], 0.0)  # 0 after arrival
+        phi_next[:, -1] = 0.0  # and at the horizon (timeout is terminal)
+        phi = np.concatenate([np.broadcast_to(phi0, (len(phi_next), 1, game.num_agents)), phi_next[:, :-1]], 1)
+        f = np.where(mask, game.gamma * phi_next - phi, 0.0)
+        return sparse_returns(game, traj) + beta * (f * disc).sum(1)
+    g_hat = (r[inv] * mask * disc).sum(1)
     return g_hat if mode == "replace" else sparse_returns(game, traj) + beta * g_hat
+
+
+def ranking_violations(game: GridGame, ref: np.ndarray, new: np.ndarray, tol: float = TOL) -> dict[str, float]:
+    """Condition (C2) per opponent profile, 2-player games: how often the shaped payoff orders a player's own
+    strategies differently from the sparse one, within each fixed opponent strategy.
+
+    ref, new: payoff tensors (S, S, 2). Returns, per player, the fraction of opponent strategies where the
+    order is fully kept on strictly ordered pairs and the mean strict-pair accuracy, estimated on 256 random
+    opponents x 4096 random own-strategy pairs (seed 0).
+    """
+    if ref.shape[-1] != 2:
+        return {}
+    rng = np.random.default_rng(0)
+    S = ref.shape[0]
+    out = {}
+    for i in range(2):
+        u_ref = np.moveaxis(ref[..., i], i, -1)  # (opponent, own)
+        u_new = np.moveaxis(new[..., i], i, -1)
+        opp = rng.integers(0, S, 256)
+        a, b = rng.integers(0, S, (2, 4096))
+        dr = u_ref[opp][:, a] - u_ref[opp][:, b]
+        dn = u_new[opp][:, a] - u_new[opp][:, b]
+        strict = np.abs(dr) > tol
+        ok = ~strict | (np.sign(dr) == np.sign(dn)) & (np.abs(dn) > tol)
+        out[f"c2_kept_p{i}"] = float(ok.all(1).mean())
+        out[f"strict_pair_acc_p{i}"] = float(ok[strict].mean()) if strict.any() else 1.0
+    return out
 
 
 def rank_oracle(payoffs: np.ndarray) -> np.ndarray:
@@ -445,9 +502,10 @@ def grid_game_table(game: GridGame, rule: str = "follow",
         lref = payoff_tensor(game, sparse_returns(game, ltraj))
         lout = ltraj.arrival.reshape(outcomes.shape)
         rows.append({"game": game.name, "rule": lrule, "payoff": "sparse", **compare_nash(lref, lref, lout)})
+        lobs = post_step_observations(game, ltraj, radius)
         for name, fn in learned.items():
-            for mode in ("replace", "add"):
-                ret = learned_returns(game, ltraj, fn, mode, radius=radius)
+            for mode in LEARNED_MODES:
+                new = payoff_tensor(game, learned_returns(game, ltraj, fn, mode, radius=radius, observations=lobs))
                 rows.append({"game": game.name, "rule": lrule, "payoff": f"{name} ({mode})",
-                             **compare_nash(lref, payoff_tensor(game, ret), lout)})
+                             **compare_nash(lref, new, lout), **ranking_violations(game, lref, new)})
     return rows

@@ -3,7 +3,8 @@
 ``reproduce(run_dir, quick, seed, executor)`` writes three stages through quietrl.core's RunDir API:
 - ``equilibria``: the swap game's pure Nash sets under both collision rules and each hand-made shaping, the
   learned r̂ (the MAPF RewardNet on env observations, trained with the ranking loss on swap-game
-  trajectories) in replace/add mode, and the classic matrix games (E1/E2);
+  trajectories) as a per-step reward (replace / add: can change the set) and as a potential (ARMS's default
+  form: the set is identical by construction), and the classic matrix games (E1/E2);
 - ``compare``: IPPO with each method at several sparsity levels, vmapped seeds, held-out success vs agent-steps,
   agent-steps to 50% / 80% held-out ISR (censored when never reached) (E3/E4);
 - ``oscillation``: the detector on each run's per-iteration training success, ARMS vs the sparse control (E5,
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from quietrl.arms.types import SPARSITY, EnvConfig, TrainConfig
+from quietrl.core.errors import ConfigError
 from quietrl.core.summary import Row
 
 SUB = "arms"
@@ -39,11 +41,29 @@ class StudyConfig:
     num_envs: int
     horizon: int
     iters_per_chunk: int
+    splits: bool = True  # evaluate the generalisation splits (seed, structured, density, size) at the end
+    render_all: bool = True  # a rendered held-out episode per method (else only for the last job)
+
+    def __post_init__(self) -> None:
+        from quietrl.arms.types import METHODS
+
+        for m in self.methods:
+            if m not in METHODS:
+                raise ConfigError(f"methods: unknown method {m!r}; choose from {', '.join(METHODS)}")
+        for sp in self.sparsities:
+            if sp not in SPARSITY:
+                raise ConfigError(f"sparsities: unknown {sp!r}; choose from {', '.join(SPARSITY)}")
+        for f in ("seeds", "agent_steps", "num_envs", "horizon", "iters_per_chunk"):
+            if getattr(self, f) < 1:
+                raise ConfigError(f"{f}: must be >= 1, got {getattr(self, f)}")
+        if not (self.methods and self.sparsities and self.agents and self.grids):
+            raise ConfigError("methods, sparsities, agents and grids must each name at least one value")
 
     @staticmethod
     def quick() -> "StudyConfig":
         return StudyConfig(methods=("sparse", "pbrs", "arms"), sparsities=("S0", "S2"), agents=(2,), grids=(8,),
-                           seeds=2, agent_steps=32 * 2 * 32 * 80, num_envs=32, horizon=32, iters_per_chunk=10)
+                           seeds=2, agent_steps=32 * 2 * 32 * 80, num_envs=32, horizon=32, iters_per_chunk=10,
+                           splits=False, render_all=False)  # both cost compiles the 3-minute budget lacks
 
     @staticmethod
     def full(extended: bool = False) -> "StudyConfig":
@@ -121,6 +141,9 @@ def run_equilibria(stage, seed: int, quick: bool) -> None:
         if r["payoff"] != "sparse":
             verdict = "identical" if r["identical"] else ("subset" if r["sound"] else "new NE added")
             rows.append(Row(f"{q}: vs sparse", f"{verdict}; Jaccard {r['jaccard']:.3f}; new classes {r['new_classes']}"))
+        if "c2_kept_p0" in r:
+            rows.append(Row(f"{q}: opponent strategies with own-strategy order kept (p0 / p1)",
+                            f"{r['c2_kept_p0']:.3f} / {r['c2_kept_p1']:.3f}"))
     rows.append(Row("swap: learned r̂ strict-pair accuracy (clean labels)", round(acc, 4)))
     rows.append(Row("swap: learned r̂ strict-pair accuracy (40% label noise)", round(acc_noisy, 4)))
     for name, g in classic_games().items():
@@ -171,24 +194,135 @@ def train_runs(env, cfg: TrainConfig, sparsities: list[int], ent_coefs: list[flo
     per_chunk = cfg.iters_per_chunk * cfg.num_envs * env.num_agents * env.horizon
     state0 = init(jax.random.PRNGKey(seed), jnp.asarray(ent_coefs, jnp.float32), jnp.asarray(sparsities))
 
+    kept: list[dict] = []  # without a stage the curves are collected here
+
     def metrics_fn(c, state, m):
         out = {"agent_steps": c * per_chunk}
         for k, v in m.items():
             v = np.asarray(v)
             out[k] = v.tolist() if k.startswith("heldout") or k == "train_isr" else float(np.nanmean(v))
+        kept.append(out)
         return out
 
     final = run_chunks(stage, state0, jax.jit(chunk), num_chunks, kind=f"arms-ippo-{cfg.method}",
                config={**dataclasses.asdict(cfg), "sparsities": list(sparsities), "ent": list(ent_coefs)},
                metrics_fn=metrics_fn, desc=f"{cfg.method}", name=name, checkpoint=checkpoint and stage is not None)
-    lines = [m for m in (stage.read_metrics() if stage is not None else []) if m.get("series") == name]
+    lines = [m for m in stage.read_metrics() if m.get("series") == name] if stage is not None else kept
     return {
         "agent_steps": np.array([m["agent_steps"] for m in lines]),
         "heldout_isr": np.array([m["heldout_isr"] for m in lines]),
         "heldout_csr": np.array([m["heldout_csr"] for m in lines]),
         "train_isr_iter": np.concatenate([np.array(m["train_isr"]) for m in lines]) if lines else np.zeros((0,)),
         "params0": jax.tree.map(lambda x: np.asarray(x[0]), final["seeds"]["params"]),
+        "params": jax.tree.map(np.asarray, final["seeds"]["params"]),
+        "sparsity": np.asarray(final["seeds"]["sparsity"]),
     }
+
+
+def evaluate_splits(ecfg: EnvConfig, cfg: TrainConfig, params, sparsity: np.ndarray, seed: int) -> dict:
+    """Held-out ISR / CSR / sum of costs (each (R,) over the R vmapped runs) on every generalisation split of
+    :func:`quietrl.arms.env.make_heldout_envs`; ``params`` has a leading run axis.
+
+    Splits whose maps share a shape are stacked into one env and evaluated by one compiled program (per-task
+    results, then cut by split), so a job compiles one evaluation per map size, not one per split.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from quietrl.arms.env import MAPFEnv, make_heldout_envs
+    from quietrl.arms.maps import concat_banks
+    from quietrl.arms.networks import ActorCritic
+
+    net = ActorCritic(5, cfg.hidden, centralised=cfg.learner == "mappo")
+    envs = make_heldout_envs(ecfg)
+    groups: dict[tuple, list[str]] = {}
+    for name, env in envs.items():
+        groups.setdefault((env.map_shape, env.horizon), []).append(name)
+    out = {}
+    for (_, horizon), names in groups.items():
+        banks = [envs[k].bank for k in names]
+        env = MAPFEnv(concat_banks(*banks), horizon, ecfg.obs_radius, ecfg.collision, ecfg.sparsity, num_train=0)
+        tasks = jnp.arange(env.num_tasks)
+
+        def run(p, key, sp):
+            """One run on every task: arrived (K, n), steps until arrival (K, n)."""
+            obs, st = jax.vmap(env.reset_to, (0, None))(tasks, sp)
+
+            def step(carry, k):
+                obs, st, cost = carry
+                action = jax.random.categorical(k, net.apply(p, obs)[0])
+                cost = cost + (~st.arrived).astype(jnp.float32)
+                obs, st, _, _, _ = jax.vmap(env.step_arrays)(st, action)
+                return (obs, st, cost), None
+
+            init = (obs, st, jnp.zeros(st.arrived.shape, jnp.float32))
+            (_, st, cost), _ = jax.lax.scan(step, init, jax.random.split(key, env.horizon))
+            return st.arrived, cost
+
+        keys = jax.random.split(jax.random.PRNGKey(seed + 7), len(sparsity))
+        arrived, cost = jax.jit(jax.vmap(run))(params, keys, jnp.asarray(sparsity))
+        arrived, cost = np.asarray(arrived), np.asarray(cost)  # (R, K, n)
+        start = 0
+        for name, bank in zip(names, banks):
+            sl = slice(start, start + bank.num_tasks)
+            start += bank.num_tasks
+            out[name] = {"isr": arrived[:, sl].mean((1, 2)).tolist(), "csr": arrived[:, sl].all(-1).mean(1).tolist(),
+                         "sum_of_costs": cost[:, sl].sum(-1).mean(1).tolist()}
+    return out
+
+
+def train_job(item: dict) -> dict:
+    """One method's vmapped runs (sparsities x seeds, or entropy coefficients x seeds) as a sweep job; module
+    level, so the core executors can pickle it.
+
+    item: ``env`` (EnvConfig), ``train`` (TrainConfig), ``sparsities`` and ``ent_coefs`` (one entry per run),
+    ``seed``, ``splits`` (evaluate the generalisation splits at the end), ``run`` (a run-directory path) and
+    ``experiment`` (its stage name). The stage is trained if not done (resume-safe: chunks are checkpointed)
+    and the job's results are returned from its summary, so a finished job is never rerun. Returns lists:
+    agent_steps (C,), heldout_isr / heldout_csr (C, R), train_isr_iter (C*I, R), splits {name: {isr, csr,
+    sum_of_costs: (R,)}}.
+    """
+    from quietrl.arms.env import make_env
+    from quietrl.core.runs import RunDir
+
+    st = RunDir.open(item["run"]).stage(sub=SUB, experiment=item["experiment"], seed=item["seed"])
+    if not st.done:
+        with st.running():
+            env = make_env(item["env"])
+            cfg = item["train"]
+            out = train_runs(env, cfg, item["sparsities"], item["ent_coefs"], item["seed"], st, name="train")
+            splits = (evaluate_splits(item["env"], cfg, out["params"], out["sparsity"], item["seed"])
+                      if item.get("splits") else {})
+            if item.get("render", True):
+                render_stage_episode(st, env, out["params0"], f"{item['experiment']}, held-out task",
+                                     centralised=cfg.learner == "mappo")
+            res = {"agent_steps": out["agent_steps"].tolist(), "heldout_isr": out["heldout_isr"].tolist(),
+                   "heldout_csr": out["heldout_csr"].tolist(), "train_isr_iter": out["train_isr_iter"].tolist(),
+                   "splits": splits}
+            st.write_summary([Row(f"held-out ISR at budget [{item['experiment']}] (mean over runs)",
+                                  round(float(np.mean(out["heldout_isr"][-1])), 4))], extra={"result": res})
+    return st.summary()["extra"]["result"]
+
+
+def run_jobs(items: list[dict], executor=None, desc: str = "arms runs") -> list[dict]:
+    """:func:`train_job` for every item, in order: in this process when ``executor`` is None or there is one
+    item, else through the core sweep executor (one process per job). A failed job raises RuntimeError."""
+    if executor is None or len(items) <= 1:
+        return [train_job(it) for it in items]
+    from quietrl.core.sweep import run_sweep
+
+    results = run_sweep(train_job, items, executor, desc=desc)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(items)} ARMS training jobs failed; first: "
+                           f"{failed[0].item['experiment']}: {failed[0].error}")
+    return [r.value for r in results]
+
+
+def _as_arrays(res: dict) -> dict:
+    return {"agent_steps": np.asarray(res["agent_steps"]), "heldout_isr": np.asarray(res["heldout_isr"]),
+            "heldout_csr": np.asarray(res["heldout_csr"]), "train_isr_iter": np.asarray(res["train_isr_iter"]),
+            "splits": res.get("splits", {})}
 
 
 def steps_to(curve_steps: np.ndarray, isr: np.ndarray, level: float) -> float | None:
@@ -197,14 +331,40 @@ def steps_to(curve_steps: np.ndarray, isr: np.ndarray, level: float) -> float | 
     return float(curve_steps[hit[0]]) if len(hit) else None
 
 
-def run_compare(stage, study: StudyConfig, seed: int, results: dict | None = None) -> dict:
-    """Stage E3/E4: every (grid, n, method) trains its sparsities x seeds in one vmapped program."""
+def _run_path(stage):
+    """The run directory of a stage (<run>/<sub>/<experiment>/seed<k>/)."""
+    return stage.path.parents[2]
+
+
+def compare_items(run_path, study: StudyConfig, seed: int) -> tuple[list[tuple], list[dict]]:
+    """The study's :func:`train_job` items, one per (grid, n, method), with (key, grid, n, method) labels."""
+    sp_idx = [SPARSITY.index(s) for s in study.sparsities]
+    sps = [s for s in sp_idx for _ in range(study.seeds)]
+    keys, items = [], []
+    for grid in study.grids:
+        for n in study.agents:
+            ecfg = EnvConfig(grid_size=grid, num_agents=n, horizon=study.horizon, map_seed=seed)
+            for method in study.methods:
+                cfg = TrainConfig(method=method, num_envs=study.num_envs, total_agent_steps=study.agent_steps,
+                                  iters_per_chunk=study.iters_per_chunk)
+                key = f"G{grid}_n{n}_{method}"
+                keys.append((key, grid, n, method))
+                items.append({"env": ecfg, "train": cfg, "sparsities": sps, "ent_coefs": [cfg.ent_coef] * len(sps),
+                              "seed": seed, "splits": study.splits, "run": str(run_path),
+                              "experiment": f"compare-{key}", "render": study.render_all})
+    items[-1]["render"] = True  # at least one rendered held-out episode
+    return keys, items
+
+
+def run_compare(stage, study: StudyConfig, seed: int, results: dict | None = None, executor=None) -> dict:
+    """Stage E3/E4: every (grid, n, method) is one job (its own stage ``compare-G<g>_n<n>_<method>``) training
+    its sparsities x seeds in one vmapped program, then evaluated on the generalisation splits; jobs go
+    through ``executor`` when one is given (see :func:`run_jobs`)."""
     from quietrl.arms.astar import reference_success
-    from quietrl.arms.env import make_env
+    from quietrl.arms.env import HELDOUT_SPLITS, make_env, make_heldout_envs
 
     results = {} if results is None else results
     rows = []
-    sp_idx = [SPARSITY.index(s) for s in study.sparsities]
     for grid in study.grids:
         for n in study.agents:
             ecfg = EnvConfig(grid_size=grid, num_agents=n, horizon=study.horizon, map_seed=seed)
@@ -213,25 +373,33 @@ def run_compare(stage, study: StudyConfig, seed: int, results: dict | None = Non
             rows.append(Row(f"prioritised A* reference held-out ISR [{grid}x{grid}, n={n}] (not a bound)",
                             round(ref["isr"], 4)))
             rows.append(Row(f"prioritised A* reference held-out CSR [{grid}x{grid}, n={n}]", round(ref["csr"], 4)))
-            for method in study.methods:
-                cfg = TrainConfig(method=method, num_envs=study.num_envs, total_agent_steps=study.agent_steps,
-                                  iters_per_chunk=study.iters_per_chunk)
-                sps = [s for s in sp_idx for _ in range(study.seeds)]
-                key = f"G{grid}_n{n}_{method}"
-                out = train_runs(env, cfg, sps, [cfg.ent_coef] * len(sps), seed, stage, name=key)
-                results[key] = out
-                for si, sname in enumerate(study.sparsities):
-                    cols = slice(si * study.seeds, (si + 1) * study.seeds)
-                    isr = out["heldout_isr"][:, cols]
-                    final = isr[-1]
-                    lo, hi = _ci(final)
-                    setting = f"{grid}x{grid}, n={n}, {sname}, {method}"
-                    rows.append(Row(f"held-out ISR at budget [{setting}]", round(float(final.mean()), 4), ci=(lo, hi),
-                                    paper_setting="none published"))
-                    for level in (0.5, 0.8):
-                        hits = [steps_to(out["agent_steps"], isr[:, k], level) for k in range(isr.shape[1])]
-                        txt = ", ".join("censored" if h is None else f"{int(h)}" for h in hits)
-                        rows.append(Row(f"agent-steps to {int(level * 100)}% held-out ISR [{setting}] per seed", txt))
+            if study.splits:
+                for split, senv in make_heldout_envs(ecfg).items():  # A* on the generalisation splits
+                    r = reference_success(senv, np.arange(senv.num_tasks))
+                    rows.append(Row(f"prioritised A* reference ISR / CSR, split '{split}' [{grid}x{grid}, n={n}]",
+                                    f"{r['isr']:.3f} / {r['csr']:.3f}"))
+    keys, items = compare_items(_run_path(stage), study, seed)
+    for (key, grid, n, method), res in zip(keys, run_jobs(items, executor, desc="arms compare")):
+        out = results[key] = _as_arrays(res)
+        for si, sname in enumerate(study.sparsities):
+            cols = slice(si * study.seeds, (si + 1) * study.seeds)
+            isr = out["heldout_isr"][:, cols]
+            final = isr[-1]
+            lo, hi = _ci(final)
+            setting = f"{grid}x{grid}, n={n}, {sname}, {method}"
+            rows.append(Row(f"held-out ISR at budget [{setting}]", round(float(final.mean()), 4), ci=(lo, hi),
+                            paper_setting="none published"))
+            for level in (0.5, 0.8):
+                hits = [steps_to(out["agent_steps"], isr[:, k], level) for k in range(isr.shape[1])]
+                txt = ", ".join("censored" if h is None else f"{int(h)}" for h in hits)
+                rows.append(Row(f"agent-steps to {int(level * 100)}% held-out ISR [{setting}] per seed", txt))
+            for split in HELDOUT_SPLITS:
+                if split in out["splits"]:
+                    v = np.asarray(out["splits"][split]["isr"])[cols]
+                    c = np.asarray(out["splits"][split]["csr"])[cols]
+                    rows.append(Row(f"held-out split '{split}' ISR [{setting}]", round(float(v.mean()), 4),
+                                    ci=_ci(v)))
+                    rows.append(Row(f"held-out split '{split}' CSR [{setting}]", round(float(c.mean()), 4)))
     gate = results.get(f"G{study.grids[0]}_n2_sparse")
     if gate is not None and "S0" in study.sparsities:
         si = study.sparsities.index("S0")
@@ -239,9 +407,8 @@ def run_compare(stage, study: StudyConfig, seed: int, results: dict | None = Non
         rows.append(Row(f"validity gate: sparse IPPO held-out ISR at S0, n=2, {study.grids[0]}x{study.grids[0]} >= 0.8",
                         f"{'pass' if isr >= 0.8 else 'FAIL'} ({isr:.3f})"))
     _compare_figure(stage, study, results)
-    last = f"G{study.grids[-1]}_n{study.agents[-1]}_{study.methods[-1]}"
-    render_stage_episode(stage, env, results[last]["params0"], f"{last}, {study.sparsities[0]}, held-out task")
-    stage.write_summary(rows, extra={"study": dataclasses.asdict(study)})
+    stage.write_summary(rows, extra={"study": dataclasses.asdict(study),
+                                     "episodes": "figures/episode.png in each compare-<key> stage"})
     return results
 
 
@@ -323,26 +490,44 @@ ENT_SWEEP = (0.0, 0.01, 0.013, 0.02, 0.05)  # 0.013 = the circulating "+30% expl
 
 def exploration_sweep(stage, method: str = "arms", sparsity: str = "S2", agents: int = 2, grid: int = 8,
                       seeds: int = 10, agent_steps: int = 400_000, ent_coefs: tuple[float, ...] = ENT_SWEEP,
-                      seed: int = 0) -> list[Row]:
-    """E5 sweep: every entropy coefficient x seeds in one vmapped program; oscillation flags and final ISR per
-    coefficient. Uses per-iteration training success (the held-out curve has one point per chunk)."""
-    from quietrl.arms.env import make_env
+                      seed: int = 0, executor=None, num_envs: int = 32) -> list[Row]:
+    """E5 sweep: entropy coefficients x seeds; oscillation flags, collapses and final held-out ISR per coefficient.
+
+    Without an executor every coefficient x seed is one vmapped program (one job); with one, each coefficient
+    is a job (its seeds vmapped) in its own stage ``sweep-c<c_ent>``. The detector reads per-iteration training
+    success (the held-out curve has one point per chunk).
+    """
     from quietrl.arms.oscillation import detect
 
-    env = make_env(EnvConfig(grid_size=grid, num_agents=agents, horizon=32, map_seed=seed))
-    cfg = TrainConfig(method=method, num_envs=32, total_agent_steps=agent_steps, iters_per_chunk=10)
-    ents = [c for c in ent_coefs for _ in range(seeds)]
-    out = train_runs(env, cfg, [SPARSITY.index(sparsity)] * len(ents), ents, seed, stage, name="sweep")
+    ecfg = EnvConfig(grid_size=grid, num_agents=agents, horizon=32, map_seed=seed)
+    cfg = TrainConfig(method=method, num_envs=num_envs, total_agent_steps=agent_steps, iters_per_chunk=10)
+    sp = SPARSITY.index(sparsity)
+    base = {"env": ecfg, "train": cfg, "seed": seed, "splits": False, "run": str(_run_path(stage))}
+    if executor is None:
+        ents = [c for c in ent_coefs for _ in range(seeds)]
+        res = _as_arrays(run_jobs([dict(base, sparsities=[sp] * len(ents), ent_coefs=ents,
+                                        experiment="sweep-all")])[0])
+        per_c = [{k: (v[..., i * seeds:(i + 1) * seeds] if k != "agent_steps" and k != "splits" else v)
+                  for k, v in res.items()} for i in range(len(ent_coefs))]
+    else:
+        items = [dict(base, sparsities=[sp] * seeds, ent_coefs=[c] * seeds, experiment=f"sweep-c{c}")
+                 for c in ent_coefs]
+        per_c = [_as_arrays(r) for r in run_jobs(items, executor, desc="exploration sweep")]
     rows = []
-    for i, c in enumerate(ent_coefs):
-        cols = list(range(i * seeds, (i + 1) * seeds))
-        flags = [detect(out["train_isr_iter"][:, k], seed=k).flagged if out["train_isr_iter"].shape[0] >= 16 else False
-                 for k in cols]
-        final = out["heldout_isr"][-1, cols]
-        rows.append(Row(f"c_ent={c} [{method}, {sparsity}, n={agents}, {grid}x{grid}]: oscillation flagged",
-                        f"{sum(flags)}/{seeds}"))
-        rows.append(Row(f"c_ent={c} [{method}, {sparsity}, n={agents}, {grid}x{grid}]: final held-out ISR",
-                        round(float(final.mean()), 4), ci=_ci(final)))
+    setting = f"[{method}, {sparsity}, n={agents}, {grid}x{grid}]"
+    for c, out in zip(ent_coefs, per_c):
+        curves = out["train_isr_iter"]
+        res = [detect(curves[:, k], seed=k) for k in range(seeds)] if curves.shape[0] >= 16 else []
+        for k, r in enumerate(res):
+            stage.log_metrics({"ent_coef": c, "seed_index": k, "rho": r.rho, "threshold": r.threshold,
+                               "amplitude": r.amplitude, "flagged": r.flagged, "collapses": r.collapses,
+                               "recoveries": r.recoveries})
+        final = out["heldout_isr"][-1]
+        rows.append(Row(f"c_ent={c} {setting}: oscillation flagged (seeds)",
+                        f"{sum(r.flagged for r in res)}/{seeds}" if res else "curve too short (< 16 iterations)"))
+        rows.append(Row(f"c_ent={c} {setting}: collapses / recoveries (sum over seeds)",
+                        f"{sum(r.collapses for r in res)} / {sum(r.recoveries for r in res)}"))
+        rows.append(Row(f"c_ent={c} {setting}: final held-out ISR", round(float(final.mean()), 4), ci=_ci(final)))
     return rows
 
 
@@ -369,8 +554,9 @@ def render_stage_episode(stage, env, params, title: str, centralised: bool = Fal
 def reproduce(run_dir, quick: bool, seed: int, executor=None) -> None:
     """Run the ARMS study into ``run_dir`` (a core RunDir); stages already done are skipped (resume).
 
-    quick=True: swap-game equilibria + IPPO on 8x8, n=2, S0 and S2, {sparse, pbrs, arms}, 2 vmapped seeds.
-    The executor is unused: every method's seeds and sparsities already run in one vmapped program.
+    quick=True: swap-game equilibria + IPPO on 8x8, n=2, S0 and S2, {sparse, pbrs, arms}, 2 vmapped seeds, in
+    this process (each method's seeds and sparsities are one vmapped program; spawning a process per method
+    would recompile in each). The full study sends one job per (grid, n, method) through ``executor``.
     """
     study = StudyConfig.quick() if quick else StudyConfig.full()
     eq = run_dir.stage(sub=SUB, experiment="equilibria", seed=seed)
@@ -381,21 +567,16 @@ def reproduce(run_dir, quick: bool, seed: int, executor=None) -> None:
     results: dict[str, Any] = {}
     if not cmp_stage.done:
         with cmp_stage.running():
-            run_compare(cmp_stage, study, seed, results)
+            run_compare(cmp_stage, study, seed, results, executor=None if quick else executor)
     osc = run_dir.stage(sub=SUB, experiment="oscillation", seed=seed)
     if not osc.done:
         if not results:  # compare was done in an earlier attempt: rebuild curves from its metrics
-            results = _results_from_metrics(cmp_stage)
+            results = _results_from_jobs(run_dir.path, study, seed)
         with osc.running():
             run_oscillation(osc, results, study, seed)
 
 
-def _results_from_metrics(stage) -> dict:
-    by: dict[str, list] = {}
-    for m in stage.read_metrics():
-        if "series" in m and "heldout_isr" in m:
-            by.setdefault(m["series"], []).append(m)
-    return {k: {"agent_steps": np.array([m["agent_steps"] for m in v]),
-                "heldout_isr": np.array([m["heldout_isr"] for m in v]),
-                "heldout_csr": np.array([m["heldout_csr"] for m in v]),
-                "train_isr_iter": np.concatenate([np.array(m["train_isr"]) for m in v])} for k, v in by.items()}
+def _results_from_jobs(run_path, study: StudyConfig, seed: int) -> dict:
+    """Curves of a finished compare stage, read back from its (done) job stages."""
+    keys, items = compare_items(run_path, study, seed)
+    return {k[0]: _as_arrays(train_job(it)) for k, it in zip(keys, items)}

@@ -11,8 +11,11 @@ One iteration:
    wrapper such as ``jaxmarl.wrappers.baselines.LogWrapper`` may sit in between). Every episode starts at
    step 0 and ends by step ``horizon``; steps after an env's first ``done`` belong to an auto-reset episode and
    are masked out, so each rollout is a batch of whole episodes (what ARMS ranks);
-2. reward for the policy by method: sparse, ``+ pbrs``, ``+ bonus``, or ARMS (replace r̂/σ̂, add R + β r̂/σ̂;
-   sparse only during ``warmup_iters``); σ̂ is a running RMS of r̂, never mean-centred [spec §7];
+2. reward for the policy by method: sparse, ``+ pbrs``, ``+ bonus``, or ARMS (sparse only during
+   ``warmup_iters``). ARMS's default ``arms_form="potential"`` uses the ranking-trained r̂_θ as a potential:
+   R + β (γ Φ(o') − Φ(o)), Φ = r̂/σ̂, zero at the agent's terminal, which keeps the Nash set by construction
+   (the ``reward`` form, replace r̂/σ̂ or add R + β r̂/σ̂, is the earlier one and can change it). σ̂ is a
+   running RMS of r̂, never mean-centred [spec §7];
 3. GAE (the episode's end is terminal, timeout included) and PPO epochs over env minibatches; the policy
    loss covers steps where the agent is alive, the value loss every step of the episode (S1/S2 rewards arrive
    after an agent's removal);
@@ -33,7 +36,7 @@ import optax
 from quietrl.arms.env import NUM_ACTIONS, MAPFEnv, MAPFState
 from quietrl.arms.networks import ActorCritic, RewardNet
 from quietrl.arms.reward_model import make_reward_step, trajectory_returns
-from quietrl.arms.shaping import bonus_term, pbrs_term
+from quietrl.arms.shaping import bonus_term, learned_potential_term, pbrs_term
 from quietrl.arms.types import SPARSITY, TrainConfig
 
 ARMS_METHODS = ("arms", "arms-add", "arms-frozen")
@@ -101,11 +104,30 @@ def make_train(env: MAPFEnv, cfg: TrainConfig, wrapper: Callable[[Any], Any] | N
 
     # -- rollout ---------------------------------------------------------------------------------------------
     def rollout(params, key, sparsity, policy_fn=None):
-        """E whole episodes: Transition with leaves (H, E, ...) plus final (E, n) arrived flags."""
+        """E whole episodes: Transition with leaves (H, E, ...).
+
+        Without a wrapper the env's array API is stepped directly: no per-step auto-reset (steps after an
+        env's first ``done`` are masked anyway, so computing a reset observation at every step was wasted) and
+        no per-agent dicts. With a wrapper the JaxMARL dict interface is used, auto-reset included; on the
+        steps that count both paths produce the same transitions from the same key.
+        """
         key, k_reset = jax.random.split(key)
-        obs, st = jax.vmap(wenv.reset)(jax.random.split(k_reset, E))
-        st = jax.vmap(_set_sparsity, (0, None))(st, sparsity)
-        obs = jnp.stack([obs[a] for a in agents], 1)
+        reset_keys = jax.random.split(k_reset, E)
+        if wrapper is None:
+            obs, st = jax.vmap(env.reset_arrays, (0, None))(reset_keys, sparsity)
+        else:
+            obs, st = jax.vmap(wenv.reset)(reset_keys)
+            st = jax.vmap(_set_sparsity, (0, None))(st, sparsity)
+            obs = jnp.stack([obs[a] for a in agents], 1)
+
+        def env_step(st, action, k_env):
+            """-> next obs (E, n, D) to act on, next state, info with (E, n) leaves, done (E,)."""
+            if wrapper is None:
+                nobs, nst, reward, done, info = jax.vmap(env.step_arrays)(st, action)
+                return nobs, nst, dict(info, next_obs=nobs, sparse_reward=reward), done
+            act = {a: action[:, i] for i, a in enumerate(agents)}
+            nobs, nst, _, dones, info = jax.vmap(wenv.step)(jax.random.split(k_env, E), st, act)
+            return jnp.stack([nobs[a] for a in agents], 1), nst, info, dones["__all__"]
 
         def step(carry, k):
             obs, st, over = carry
@@ -116,15 +138,12 @@ def make_train(env: MAPFEnv, cfg: TrainConfig, wrapper: Callable[[Any], Any] | N
             else:
                 action = policy_fn(obs, k_act)
             logp = jnp.take_along_axis(jax.nn.log_softmax(logits), action[..., None], -1)[..., 0]
-            act = {a: action[:, i] for i, a in enumerate(agents)}
-            nobs, nst, _, dones, info = jax.vmap(wenv.step)(jax.random.split(k_env, E), st, act)
-            done = dones["__all__"]
+            nobs, nst, info, done = env_step(st, action, k_env)
             tr = Transition(obs=obs, action=action, logp=logp, value=value, sparse=info["sparse_reward"],
                             next_obs=info["next_obs"], alive=info["alive"], arrived=info["arrived"],
                             dist_before=info["dist_before"], dist_after=info["dist_after"], dmax=info["dmax"],
                             done=done, live=~over,
                             logged_return=info.get("returned_episode_returns", jnp.zeros((E, n))))
-            nobs = jnp.stack([nobs[a] for a in agents], 1)
             return (nobs, nst, over | done), tr
 
         _, traj = jax.lax.scan(step, (obs, st, jnp.zeros((E,), bool)), jax.random.split(key, H))
@@ -144,16 +163,30 @@ def make_train(env: MAPFEnv, cfg: TrainConfig, wrapper: Callable[[Any], Any] | N
         elif method == "bonus":
             r = sparse + bonus_term(traj.dist_before, traj.dist_after, alive, cfg.bonus)
         else:
-            rhat = rnet.apply(rparams, traj.next_obs) * alive
+            if cfg.arms_form == "potential":
+                # F = γ Φ(o') − Φ(o), Φ = r̂_θ(o)/σ̂ on the agent's observation, 0 at its terminal (arrival,
+                # timeout): telescopes to −Φ(o_0), so best-response and Nash sets are those of the sparse game
+                # for any θ. σ̂ is the running RMS of Φ itself, so Φ spans about [−1, 1] like the BFS potential
+                # of ``pbrs`` (normalising F instead made the dense term drown the sparse reward).
+                terminal = traj.arrived | traj.done[..., None]
+                raw = rnet.apply(rparams, traj.obs) * alive
+            else:
+                raw = rnet.apply(rparams, traj.next_obs) * alive
             m, c = r_stats
-            sq = (rhat ** 2).sum() / jnp.maximum(alive.sum(), 1)
+            sq = (raw ** 2).sum() / jnp.maximum(alive.sum(), 1)
             m = cfg.std_decay * m + (1 - cfg.std_decay) * sq
             c = cfg.std_decay * c + (1 - cfg.std_decay)
             r_stats = (m, c)
-            rn = jax.lax.stop_gradient(rhat / jnp.sqrt(m / c + 1e-8))
-            shaped = rn if method in ("arms", "arms-frozen") else sparse + cfg.beta * rn
+            rn = jax.lax.stop_gradient(raw / jnp.sqrt(m / c + 1e-8))
+            if cfg.arms_form == "potential":  # a potential difference alone sums to a constant: keep R
+                term = learned_potential_term(rn, alive, terminal, cfg.gamma)
+                shaped = sparse + (cfg.beta if method == "arms-add" else 1.0) * term
+            else:
+                term = rn
+                shaped = rn if method in ("arms", "arms-frozen") else sparse + cfg.beta * rn
             r = jnp.where(use_shaping, shaped, sparse)
-            info = {"rhat_mean": (rhat.sum() / jnp.maximum(alive.sum(), 1)), "rhat_rms": jnp.sqrt(m / c)}
+            info = {"rhat_mean": (raw.sum() / jnp.maximum(alive.sum(), 1)), "rhat_rms": jnp.sqrt(m / c),
+                    "shaping_mean": term.sum() / jnp.maximum(alive.sum(), 1)}
         return r, r_stats, info
 
     def gae(rewards, values, dones):

@@ -72,11 +72,17 @@ def fit_ranking(key: jax.Array, apply_fn: Callable, params, obs, mask, y, gamma:
                 lr: float = 3e-3, l2: float = 1e-4, num_pairs: int = 256):
     """Fit r̂ on a fixed trajectory set (B, T, D) / (B, T) / (B,) with ``steps`` Adam steps; returns (params, losses)."""
     tx = optax.adam(lr)
-    step = jax.jit(make_reward_step(apply_fn, tx, gamma, l2, num_pairs))
-    opt_state = tx.init(params)
+    step = make_reward_step(apply_fn, tx, gamma, l2, num_pairs)
     valid = jnp.ones((obs.shape[0],), bool)
-    losses = []
-    for k in jax.random.split(key, steps):
-        params, opt_state, loss = step(params, opt_state, k, obs, mask, y, valid)
-        losses.append(loss)
-    return params, jnp.stack(losses)
+
+    @jax.jit
+    def run(params, opt_state, keys):  # one compiled scan instead of ``steps`` dispatches
+        def body(carry, k):
+            p, o = carry
+            p, o, loss = step(p, o, k, obs, mask, y, valid)
+            return (p, o), loss
+
+        return jax.lax.scan(body, (params, opt_state), keys)
+
+    (params, _), losses = run(params, tx.init(params), jax.random.split(key, steps))
+    return params, losses

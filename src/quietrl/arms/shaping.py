@@ -28,3 +28,15 @@ def pbrs_term(dist_before, dist_after, dmax, alive_before, terminal_after, gamma
 def bonus_term(dist_before, dist_after, alive_before, bonus: float = 0.3) -> jnp.ndarray:
     """+bonus for each step that reduces the agent's BFS distance to its goal (not potential-based)."""
     return jnp.where(alive_before & (dist_after < dist_before), bonus, 0.0)
+
+
+def learned_potential_term(phi: jnp.ndarray, alive_before, terminal_after, gamma: float) -> jnp.ndarray:
+    """F_t = γ Φ_{t+1} − Φ_t from a learned potential evaluated on each step's pre-step observation.
+
+    phi (T, ...) = r̂_θ(o_t) along one rollout of whole episodes (o_{t+1} is the post-step observation of step t
+    while the episode goes on); Φ is 0 after ``terminal_after`` (arrival or episode end), so for every agent
+    Σ_t γ^t F_t = −Φ(o_0): a constant offset of each payoff, whatever the policies (Nash set unchanged).
+    """
+    phi_next = jnp.concatenate([phi[1:], jnp.zeros_like(phi[:1])], 0)
+    phi_next = jnp.where(terminal_after, 0.0, phi_next)
+    return jnp.where(alive_before, gamma * phi_next - phi, 0.0)

@@ -12,6 +12,7 @@ from quietrl.core.errors import ConfigError
 COLLISION_RULES = ("follow", "block_occupied")
 SPARSITY = ("S0", "S1", "S2")  # own arrival / own reward at episode end / all-arrived team reward
 METHODS = ("sparse", "bonus", "pbrs", "arms", "arms-add", "arms-frozen")
+ARMS_FORMS = ("potential", "reward")
 LAYOUTS = ("random", "bottleneck", "rooms", "shelves")
 
 
@@ -104,6 +105,9 @@ class TrainConfig:
     bonus: float = 0.3
     # ARMS reward model
     beta: float = 1.0
+    # "potential": r̂_θ used as a potential, F = γ r̂(o') − r̂(o), 0 at terminals (Nash set kept by construction);
+    # "reward": r̂_θ(o') as a per-step reward (replace / add), the first slice's form, which can change it
+    arms_form: Literal["potential", "reward"] = "potential"
     warmup_iters: int = 5
     reward_every: int = 2
     reward_steps: int = 10
@@ -121,6 +125,8 @@ class TrainConfig:
                   "num_minibatches", "hidden", "reward_every", "reward_steps", "reward_pairs", "buffer_size",
                   "eval_envs"):
             _check(getattr(self, f) >= 1, f, f"must be >= 1, got {getattr(self, f)}")
+        _check(self.arms_form in ARMS_FORMS, "arms_form",
+               f"must be one of {', '.join(ARMS_FORMS)}, got {self.arms_form!r}")
         _check(self.learner in ("ippo", "mappo"), "learner", f"must be ippo or mappo, got {self.learner!r}")
         _check(self.warmup_iters >= 0, "warmup_iters", "must be >= 0")
         _check(self.lr > 0 and self.reward_lr > 0, "lr", "learning rates must be > 0")
