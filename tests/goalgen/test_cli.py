@@ -19,13 +19,16 @@ def _quietrl(capsys):
 
 def test_group_name_and_commands():
     assert cli.name == "goalgen"
-    assert {"train-pipelines", "evaluate", "fit-lpg", "report", "reproduce"} <= set(cli.commands)
+    assert {"train-pipelines", "evaluate", "fit-lpg", "report", "reproduce", "study"} <= set(cli.commands)
 
 
 @pytest.mark.parametrize("args,fragment", [
     (["parse", "red_sqaure"], "unknown shape 'sqaure'"),
     (["parse", "purple_cross_then_red_plus"], "unknown colour 'purple'"),
     (["fit-lpg", "/nonexistent/missing.csv"], "no such dataset"),
+    (["study"], "give --out DIR"),
+    (["study", "--resume", "/nonexistent/run"], "not a run directory"),
+    (["study", "--out", "/tmp/never-created-goalgen-study", "--set", "seeds=0"], "seeds"),
 ])
 def test_bad_input_is_one_line_exit_2(args, fragment, tmp_path, _quietrl):
     r = _quietrl(*args, tmp_path=tmp_path)

@@ -125,6 +125,38 @@ def report(run_path):
             click.echo(f"  {r.quantity}: {format_value(r.ours)}{ci}{paper}")
 
 
+@cli.command("study")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="new run directory")
+@click.option("--resume", type=click.Path(file_okay=False), default=None,
+              help="run directory of an interrupted study: finished stages and trained chunks are kept")
+@click.option("--quick", is_flag=True, help="start from the reduced (quick) configuration")
+@click.option("--seed", type=int, default=0)
+@set_option
+def study_cmd(out, resume, quick, seed, overrides):
+    """The whole study in one command: train the pipeline suite, evaluate every OOD pair, fit LPG under
+    every split, and write the summary and figures. Resumable (--resume) at chunk granularity."""
+    from quietrl.core.config import from_dict
+
+    from .experiment import StudyConfig, run_study
+    if out is None and resume is None:
+        raise UserError("study: give --out DIR for a new run or --resume DIR to continue one")
+    if resume:
+        from quietrl.core.runs import RunDir
+        run = RunDir.open(resume)
+        saved = run.config.get("goalgen") if isinstance(run.config, dict) else None
+        if not isinstance(saved, dict) or "study" not in saved:
+            raise UserError(f"{resume}: not a goalgen study run (config.json has no goalgen.study)")
+        if overrides:
+            raise UserError("study --resume: --set is not allowed; the run keeps the config it started with")
+        cfg = from_dict(StudyConfig, saved["study"])
+        seed = run.seed
+    else:
+        cfg, d = _cfg(quick, overrides)
+        run = _open_or_create(out, None, {"goalgen": {"study": d}}, seed)
+    run_study(run, cfg, seed, "study")
+    click.echo(f"run: {run.path}")
+
+
 @cli.command("reproduce")
 @click.option("--out", type=click.Path(file_okay=False), default=None)
 @click.option("--resume", type=click.Path(file_okay=False), default=None)

@@ -7,18 +7,23 @@ switched on, come from a bank of connected layouts carried in `EnvParams`. Becau
 `EnvParams` (a pytree), every training stage and every OOD test pair runs in one compiled program.
 
 Observations:
-- ``glyph``: a (5G, 5G, 6) uint8 image. Each object is its shape's 5x5 mask (pairwise Hamming distance
-  >= 4) painted in an ink channel and in its colour's RGB channels (black = ink only); the agent and the
-  walls have channels of their own, so no object colour is shared with them.
+- ``glyph``: a (5G, 5G, 6) uint8 image stored tile-major as (G, G, 5, 5, 6): ``obs[r, c, y, x]`` is image
+  pixel (5r + y, 5c + x); `glyph_image` gives the plain image. Each object is its shape's 5x5 mask
+  (pairwise Hamming distance >= 4) painted in an ink channel and in its colour's RGB channels (black = ink
+  only); the agent and the walls have channels of their own, so no object colour is shared with them.
+  The tile-major layout is what the network's per-cell encoder reads, so no transpose is ever done.
 - ``symbolic`` (ablation): a (G, G, 12) uint8 grid of one-hot colour, one-hot shape, agent and wall,
   which makes colour and shape equally salient by construction.
+
+Rendering is a single gather: every cell's content is a code (object id or blank, agent or not, wall or
+not), and the tiles of all 25 x 2 x 2 codes are precomputed. `step` overrides gymnax's auto-reset so that
+one observation is rendered per step instead of two (the stepped and the reset one).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -86,6 +91,31 @@ def _symbolic_table() -> np.ndarray:
         table[oid, oid // N_SHAPES] = 1
         table[oid, N_COLOURS + oid % N_SHAPES] = 1
     return table
+
+
+def _cell_tiles(obs_mode: str) -> np.ndarray:
+    """Observation of one cell for every cell code ``obj + 25 * agent + 50 * wall`` (obj = N_OBJECTS for an
+    empty cell). Shape (100, 5, 5, 6) for glyphs, (100, 12) for symbols; uint8."""
+    n = N_OBJECTS + 1
+    objs = _object_glyph_table() if obs_mode == "glyph" else _symbolic_table()
+    tiles = []
+    for wall in (0, 1):
+        for agent in (0, 1):
+            for o in range(n):
+                if obs_mode == "glyph":
+                    t = np.concatenate([objs[o], (agent * AGENT_MASK)[..., None],
+                                        np.full((GLYPH, GLYPH, 1), wall, np.uint8)], -1)
+                else:
+                    t = np.concatenate([objs[o], [agent, wall]]).astype(np.uint8)
+                tiles.append(t)
+    return np.stack(tiles).astype(np.uint8)
+
+
+def glyph_image(obs: np.ndarray) -> np.ndarray:
+    """Tile-major glyph observation (..., G, G, 5, 5, C) -> image (..., 5G, 5G, C)."""
+    obs = np.asarray(obs)
+    *lead, g, _, h, w, c = obs.shape
+    return np.moveaxis(obs, -4, -3).reshape(*lead, g * h, g * w, c)
 
 
 def make_wall_bank(grid: int, n_layouts: int, density: float, seed: int = 0) -> np.ndarray:
@@ -166,9 +196,7 @@ class GoalGridEnv(environment.Environment[EnvState, EnvParams]):
         self.max_steps = max_steps
         self.use_walls = use_walls
         self.wall_bank = jnp.asarray(make_wall_bank(grid, n_wall_layouts, wall_density, wall_seed))
-        self._glyphs = jnp.asarray(_object_glyph_table())
-        self._symbols = jnp.asarray(_symbolic_table())
-        self._agent_glyph = jnp.asarray(AGENT_MASK)
+        self._tiles = jnp.asarray(_cell_tiles(obs_mode))
 
     # -- task construction -------------------------------------------------------------------------
     def params_for(self, goals=(), distractors=(), use_walls: bool | None = None, **kw) -> EnvParams:
@@ -196,19 +224,28 @@ class GoalGridEnv(environment.Environment[EnvState, EnvParams]):
         return self.params_for(goals=(0,))
 
     # -- dynamics ----------------------------------------------------------------------------------
-    def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+    def _sample_layout(self, key: jax.Array, params: EnvParams) -> EnvState:
         k_wall, k_cells = jax.random.split(key)
         g = self.grid
         layout = jax.random.randint(k_wall, (), 0, params.wall_bank.shape[0])
         walls = params.wall_bank[layout] & params.use_walls
-        free = (~walls).reshape(-1).astype(jnp.float32)
-        # Distinct free cells for the agent and every slot (absent slots get a cell too, never drawn).
-        cells = jax.random.choice(k_cells, g * g, (MAX_SLOTS + 1,), replace=False, p=free / free.sum())
+        # Distinct free cells for the agent and every slot (absent slots get a cell too, never drawn):
+        # the MAX_SLOTS + 1 smallest of iid uniforms over the free cells, walls pushed past every draw.
+        u = jnp.where(walls.reshape(-1), 2.0, jax.random.uniform(k_cells, (g * g,)))
+        _, cells = jax.lax.top_k(-u, MAX_SLOTS + 1)
         pos = jnp.stack([cells // g, cells % g], -1).astype(jnp.int32)
-        state = EnvState(agent=pos[0], objects=pos[1:], walls=walls, time=0)
+        return EnvState(agent=pos[0], objects=pos[1:], walls=walls, time=0)
+
+    def reset_codes(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+        """`reset` with the observation as cell codes (G*G,) int32."""
+        state = self._sample_layout(key, params)
+        return self.cell_codes(state, params), state
+
+    def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+        state = self._sample_layout(key, params)
         return self.get_obs(state, params), state
 
-    def step_env(self, key, state: EnvState, action, params: EnvParams):
+    def _transition(self, state: EnvState, action, params: EnvParams):
         moves = jnp.array([[-1, 0], [0, 1], [1, 0], [0, -1]], jnp.int32)
         target = state.agent + moves[action]
         inside = jnp.all((target >= 0) & (target < self.grid))
@@ -221,30 +258,69 @@ class GoalGridEnv(environment.Environment[EnvState, EnvParams]):
         # The slot reached when the episode ends on a goal; -1 otherwise.
         reached = jnp.where(terminated, jnp.argmax(hit_goal), -1)
         reward = jnp.where(terminated, params.goal_reward, -params.step_cost)
-        state = state.replace(agent=agent, time=state.time + 1)
-        obs = self.get_obs(state, params)
-        return obs, state, reward, terminated, {"reached": reached}
+        return state.replace(agent=agent, time=state.time + 1), reward, terminated, reached
+
+    def step_env_codes(self, key, state: EnvState, action, params: EnvParams):
+        """`step_env` (no auto-reset) with the observation as cell codes (G*G,) int32."""
+        state, reward, terminated, reached = self._transition(state, action, params)
+        return self.cell_codes(state, params), state, reward, terminated, {"reached": reached}
+
+    def step_env(self, key, state: EnvState, action, params: EnvParams):
+        codes, state, reward, terminated, info = self.step_env_codes(key, state, action, params)
+        return self.observe(codes), state, reward, terminated, info
+
+    def step_codes(self, key, state: EnvState, action, params: EnvParams):
+        """`step` with observations as cell codes (G*G,) int32 (see `cell_codes`); the trainer stores
+        codes, 150x smaller than glyph tiles, and renders them with `observe` only where needed.
+        info["final_codes"] holds the codes before the auto-reset."""
+        key_step, key_reset = jax.random.split(key)
+        state_st, reward, terminated, reached = self._transition(state, action, params)
+        truncated = self.is_truncated(state_st, params)
+        done = terminated | truncated
+        state_re = self._sample_layout(key_reset, params)
+        new = jax.tree.map(lambda a, b: jax.lax.select(done, a, b), state_re, state_st)
+        info = {"reached": reached, "terminated": terminated, "truncated": truncated,
+                "final_codes": self.cell_codes(state_st, params)}
+        return self.cell_codes(new, params), new, reward, terminated, truncated, info
+
+    def step(self, key, state: EnvState, action, params: EnvParams | None = None):
+        """gymnax 1.x step with auto-reset: (obs, state, reward, terminated, truncated, info); info holds
+        ``reached``, ``terminated``, ``truncated`` and ``final_observation`` (the observation before the
+        reset). One observation is rendered per step, not gymnax's two."""
+        params = self.default_params if params is None else params
+        codes, new, reward, terminated, truncated, info = self.step_codes(key, state, action, params)
+        info = dict(info, final_observation=self.observe(info.pop("final_codes")))
+        return self.observe(codes), new, reward, terminated, truncated, info
 
     def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
         on = jnp.all(state.objects == state.agent[None, :], -1) & params.present & params.is_goal
         return jnp.any(on)
 
     # -- observation -------------------------------------------------------------------------------
-    def get_obs(self, state: EnvState, params: EnvParams | None = None, key=None) -> jax.Array:
+    def cell_codes(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """Per-cell code ``obj + 25 * agent + 50 * wall`` (obj = 24 for no object). Shape (G*G,) int32.
+        Built from comparisons rather than a scatter, which is slow under vmap on CPU."""
         g = self.grid
-        flat = state.objects[:, 0] * g + state.objects[:, 1]
-        ids = jnp.where(params.present, params.obj_id, N_OBJECTS)
-        # Cell -> object id (blank where none). Later slots win ties, which never happen: cells differ.
-        cell_id = jnp.full((g * g,), N_OBJECTS, jnp.int32).at[flat].set(ids).reshape(g, g)
-        agent = jnp.zeros((g, g), jnp.uint8).at[state.agent[0], state.agent[1]].set(1)
-        walls = state.walls.astype(jnp.uint8)
-        if self.obs_mode == "symbolic":
-            return jnp.concatenate([self._symbols[cell_id], agent[..., None], walls[..., None]], -1)
-        glyph = self._glyphs[cell_id]                                        # (G, G, 5, 5, 4)
-        agent_px = agent[:, :, None, None] * self._agent_glyph[None, None]   # (G, G, 5, 5)
-        wall_px = jnp.broadcast_to(walls[:, :, None, None], (g, g, GLYPH, GLYPH))
-        img = jnp.concatenate([glyph, agent_px[..., None], wall_px[..., None]], -1)
-        return img.transpose(0, 2, 1, 3, 4).reshape(g * GLYPH, g * GLYPH, GLYPH_CHANNELS)
+        cells = jnp.arange(g * g, dtype=jnp.int32)
+        flat = state.objects[:, 0] * g + state.objects[:, 1]                        # (M,)
+        hit = (cells[:, None] == flat[None, :]) & params.present[None, :]           # (G*G, M)
+        # Cells of present objects are distinct, so at most one slot matches a cell.
+        obj = N_OBJECTS + jnp.sum(jnp.where(hit, params.obj_id[None, :] - N_OBJECTS, 0), -1)
+        agent = cells == state.agent[0] * g + state.agent[1]
+        return obj + (N_OBJECTS + 1) * agent + 2 * (N_OBJECTS + 1) * state.walls.reshape(-1)
+
+    @property
+    def tiles(self) -> jax.Array:
+        """Observation of one cell per cell code: (100, 5, 5, 6) glyph tiles or (100, 12) symbols."""
+        return self._tiles
+
+    def observe(self, codes: jax.Array) -> jax.Array:
+        """Render cell codes (..., G*G) as observations (..., *obs_shape): one gather of precomputed tiles."""
+        return self._tiles[codes].reshape(*codes.shape[:-1], *self.obs_shape)
+
+    def get_obs(self, state: EnvState, params: EnvParams | None = None, key=None) -> jax.Array:
+        params = self.default_params if params is None else params
+        return self.observe(self.cell_codes(state, params))
 
     # -- spaces ------------------------------------------------------------------------------------
     @property
@@ -265,7 +341,7 @@ class GoalGridEnv(environment.Environment[EnvState, EnvParams]):
     def obs_shape(self) -> tuple[int, ...]:
         if self.obs_mode == "symbolic":
             return (self.grid, self.grid, SYMBOLIC_CHANNELS)
-        return (self.grid * GLYPH, self.grid * GLYPH, GLYPH_CHANNELS)
+        return (self.grid, self.grid, GLYPH, GLYPH, GLYPH_CHANNELS)
 
 
 def stack_params(params: list[EnvParams]) -> EnvParams:

@@ -24,6 +24,7 @@ def make_pair_evaluator(env: GoalGridEnv, apply_fn, n_episodes: int, pairs_per_b
                         greedy: bool = False):
     """Build evaluate(params (A, ...), pairs (P, 2) int32, key) -> counts (A, P, 3) int32.
 
+    ``apply_fn`` is the network's apply (`ActorCritic.apply`), called as apply_fn(params, codes, tiles).
     Each agent plays ``n_episodes`` episodes of every pair's two-goal task (fresh random layout each);
     counts are (ended at a, ended at b, neither). Pairs are processed in blocks of ``pairs_per_block``
     (P must be a multiple) with `lax.map` to bound memory; agents are vmapped. Actions are sampled from
@@ -36,14 +37,15 @@ def make_pair_evaluator(env: GoalGridEnv, apply_fn, n_episodes: int, pairs_per_b
         b = block_params.obj_id.shape[0]
         ep_params = jax.tree.map(lambda x: jnp.repeat(x, n_episodes, 0), block_params)
         k_reset, k_run = jax.random.split(key)
-        obs, state = jax.vmap(env.reset)(jax.random.split(k_reset, b * n_episodes), ep_params)
+        obs, state = jax.vmap(env.reset_codes)(jax.random.split(k_reset, b * n_episodes), ep_params)
 
         def step(carry, k):
             obs, state, outcome = carry
             k_act, k_env = jax.random.split(k)
-            logits, _ = apply_fn(params, obs)
+            # Cell codes plus the env's tiles: the same policy as on rendered glyphs, encoded per tile.
+            logits, _ = apply_fn(params, obs, env.tiles)
             action = jnp.argmax(logits, -1) if greedy else jax.random.categorical(k_act, logits)
-            obs2, state2, _, term, info = jax.vmap(env.step_env)(
+            obs2, state2, _, term, info = jax.vmap(env.step_env_codes)(
                 jax.random.split(k_env, b * n_episodes), state, action, ep_params)
             # Record the first outcome only; finished episodes keep stepping harmlessly.
             outcome = jnp.where((outcome == -2) & term, info["reached"], outcome)

@@ -1,16 +1,18 @@
 """The goalgen study: train the pipeline suite, measure OOD pair preferences, fit LPG under the held-out
-protocol, and report the salience and persistence claims. `reproduce` runs it through the RunDir API in
-resumable stages: train -> evaluate -> fit."""
+protocol, and report the salience and persistence claims. `run_study` (CLI: `quietrl goalgen study`) and
+`reproduce` run it through the RunDir API in resumable stages: train -> evaluate -> fit. Training
+checkpoints every chunk of every agent group through `quietrl.core.train.run_chunks`, so an interrupted
+study resumes mid-group."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
-from flax import serialization
 
 from quietrl.core.config import require
 from quietrl.core.errors import UserError
@@ -22,7 +24,7 @@ from .evaluate import PairTable, make_pair_evaluator, pair_ids, table_from_count
 from .families import FAMILIES, generate_families
 from .grammar import parse_pipeline
 from .lpg import LPG, LPGConfig
-from .ppo import PPOConfig, make_population_trainer, train_population
+from .ppo import PPOConfig, make_population_trainer, population_job
 from .types import ALL_OBJECTS, Pipeline
 
 SUB = "goalgen"
@@ -106,43 +108,73 @@ def _pad_group(group, k):
 # ---------------------------------------------------------------------------------------------------
 # Stage 1: training
 # ---------------------------------------------------------------------------------------------------
+TRAIN_KIND = "goalgen.population"
+
+
+def _train_config(cfg: StudyConfig, seed: int, g: int, group) -> dict:
+    """What a group's checkpoint must match on resume: the training settings and the group's agents
+    (evaluation and fitting settings may change between attempts)."""
+    return {"grid": cfg.grid, "obs_mode": cfg.obs_mode, "ppo": dataclasses.asdict(cfg.ppo()),
+            "updates_per_stage": cfg.updates_per_stage, "chunk_updates": cfg.chunk_updates,
+            "seed": seed, "group": g, "agents": [f"{p.name}/{s}" for p, s in group]}
+
+
+@functools.lru_cache(maxsize=4)
+def _env_and_trainer(grid: int, obs_mode: str, ppo: PPOConfig):
+    """One environment and trainer per setting, so training, evaluation and resumed attempts in one
+    process share compiled programs (each `make_population_trainer` call compiles anew)."""
+    env = GoalGridEnv(grid, obs_mode)
+    return env, make_population_trainer(env, ppo)
+
+
+def _max_updates(cfg: StudyConfig) -> int:
+    """The longest budget of the study: every group's schedule is padded to it (one compiled program)."""
+    return max(sum(p.stage_updates(cfg.updates_per_stage)) for p, _ in _agents(cfg))
+
+
+def _group_seeds(full, seed: int) -> list[int]:
+    return [1000 * seed + 7919 * s + hash_name(p.name) for p, s in full]
+
+
 def run_training(stage, cfg: StudyConfig, seed: int) -> None:
-    """Train every (pipeline, seed) agent; one checkpoint file per group so a resumed run skips groups."""
-    env = GoalGridEnv(cfg.grid, cfg.obs_mode)
+    """Train every (pipeline, seed) agent, group by group, through `core.train.run_chunks`: after every
+    chunk of PPO updates the group's whole state (weights, optimiser, environments, keys, success so far)
+    is checkpointed in ``checkpoints/group<g>``, so an interrupted run resumes at the chunk after its last
+    checkpoint and ends as an uninterrupted one would."""
+    from quietrl.core.train import run_chunks
+
     ppo = cfg.ppo()
-    trainer = make_population_trainer(env, ppo)
+    env, trainer = _env_and_trainer(cfg.grid, cfg.obs_mode, ppo)
     groups = _groups(cfg)
-    ckpt = Path(stage.checkpoint_dir)
-    ckpt.mkdir(parents=True, exist_ok=True)
     t0, steps = time.perf_counter(), 0
     for g, group in enumerate(groups):
-        path = ckpt / f"group{g:03d}.msgpack"
-        if path.exists():
-            continue
         full = _pad_group(group, cfg.agents_per_group)
+        job = population_job(env, trainer, [p for p, _ in full], _group_seeds(full, seed),
+                             cfg.updates_per_stage, cfg.chunk_updates, _max_updates(cfg))
+        n_real = len(group)
+
+        def report(chunk, state, m, g=g, n_real=n_real):
+            act = np.asarray(m["active"])[:n_real]
+            succ = np.asarray(m["success"])[:n_real]
+            return {"group": g, "active_agents": int(act.any(1).sum()),
+                    "success_mean": float(succ[act].mean()) if act.any() else float("nan"),
+                    "env_steps": int(act.sum()) * ppo.steps_per_update}
+
         tg = time.perf_counter()
-        params, success = train_population(
-            env, ppo, [p for p, _ in full], [1000 * seed + 7919 * s + hash_name(p.name) for p, s in full],
-            cfg.updates_per_stage, cfg.chunk_updates, trainer)
-        jax.block_until_ready(params)
-        n_steps = int(np.isfinite(success[:len(group)]).sum()) * ppo.steps_per_update
-        steps += n_steps
-        blob = {"params": jax.tree.map(np.asarray, params), "success": success}
-        _atomic_bytes(path, serialization.msgpack_serialize(blob))
-        stage.log_metrics({"group": g, "agents": len(group), "env_steps": n_steps,
-                           "wall_s": time.perf_counter() - tg,
-                           "final_success_mean": float(np.nanmean(_final_success(success[:len(group)])))})
-    stage.log_metrics({"train_wall_s": time.perf_counter() - t0, "env_steps_this_run": steps})
+        state = run_chunks(stage, job.state, job.chunk_fn(trainer), job.num_chunks, TRAIN_KIND,
+                           _train_config(cfg, seed, g, group), metrics_fn=report,
+                           desc=f"goalgen group {g + 1}/{len(groups)}", name=f"group{g:03d}")
+        success = np.asarray(state["success"])[:n_real]
+        steps += int(np.isfinite(success).sum()) * ppo.steps_per_update
+        print(f"goalgen train: group {g + 1}/{len(groups)} ({n_real} agents) in "
+              f"{time.perf_counter() - tg:.1f} s", flush=True)
+    wall = time.perf_counter() - t0
+    print(f"goalgen train: {steps} env-steps of {len(_agents(cfg))} agents in {wall:.1f} s", flush=True)
 
 
 def hash_name(name: str) -> int:
     """A stable (not Python-hash-randomised) integer per pipeline name, for seeding."""
     return int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "little") % 100_003
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    from quietrl.core.io import atomic_write_bytes
-    atomic_write_bytes(path, data)
 
 
 def _final_success(success: np.ndarray, last: int = 3) -> np.ndarray:
@@ -154,14 +186,24 @@ def _final_success(success: np.ndarray, last: int = 3) -> np.ndarray:
     return np.array(out)
 
 
-def _load_groups(stage, cfg):
-    groups = _groups(cfg)
+def _load_groups(stage, cfg, seed: int):
+    """[(group agents, {"params": (A, ...), "success": (A, U)})] from the training checkpoints."""
+    from quietrl.core.checkpoint import has_checkpoint, load_checkpoint
+
+    env, trainer = _env_and_trainer(cfg.grid, cfg.obs_mode, cfg.ppo())
     out = []
-    for g, group in enumerate(groups):
-        path = Path(stage.checkpoint_dir) / f"group{g:03d}.msgpack"
-        if not path.exists():
+    for g, group in enumerate(_groups(cfg)):
+        path = Path(stage.checkpoint_dir) / f"group{g:03d}"
+        if not has_checkpoint(path):
             raise UserError(f"{path}: training checkpoint missing; rerun the train stage")
-        out.append((group, serialization.msgpack_restore(path.read_bytes())))
+        full = _pad_group(group, cfg.agents_per_group)
+        job = population_job(env, trainer, [p for p, _ in full], _group_seeds(full, seed),
+                             cfg.updates_per_stage, cfg.chunk_updates, _max_updates(cfg))
+        state, step = load_checkpoint(path, TRAIN_KIND, _train_config(cfg, seed, g, group), job.state)
+        if step != job.num_chunks:
+            raise UserError(f"{path}: training stopped after chunk {step} of {job.num_chunks}; "
+                            "resume the train stage")
+        out.append((group, {"params": state["runner"].params, "success": np.asarray(state["success"])}))
     return out
 
 
@@ -169,12 +211,11 @@ def _load_groups(stage, cfg):
 # Stage 2: OOD evaluation
 # ---------------------------------------------------------------------------------------------------
 def run_evaluation(stage, train_stage, cfg: StudyConfig, seed: int) -> PairTable:
-    env = GoalGridEnv(cfg.grid, cfg.obs_mode)
-    _, _, apply_fn = make_population_trainer(env, cfg.ppo())
-    evaluate = make_pair_evaluator(env, apply_fn, cfg.n_episodes)
+    env, trainer = _env_and_trainer(cfg.grid, cfg.obs_mode, cfg.ppo())
+    evaluate = make_pair_evaluator(env, trainer.policy, cfg.n_episodes)
     pairs = pair_ids()
     tables = []
-    for g, (group, blob) in enumerate(_load_groups(train_stage, cfg)):
+    for g, (group, blob) in enumerate(_load_groups(train_stage, cfg, seed)):
         tg = time.perf_counter()
         counts = evaluate(blob["params"], pairs, jax.random.PRNGKey(10_000 * seed + g))[:len(group)]
         tables.append(table_from_counts([p for p, _ in group], [s for _, s in group], pairs, counts))
@@ -226,9 +267,9 @@ def persistence(table: PairTable, success_at_switch: dict[str, float], models: d
     return rows
 
 
-def _success_at_switch(train_stage, cfg) -> dict[str, float]:
+def _success_at_switch(groups, cfg) -> dict[str, float]:
     out: dict[str, list[float]] = {}
-    for group, blob in _load_groups(train_stage, cfg):
+    for group, blob in groups:
         for i, (p, _) in enumerate(group):
             if p.family != "F":
                 continue
@@ -237,9 +278,9 @@ def _success_at_switch(train_stage, cfg) -> dict[str, float]:
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-def _final_success_all(train_stage, cfg) -> np.ndarray:
+def _final_success_all(groups) -> np.ndarray:
     return np.concatenate([_final_success(np.asarray(blob["success"])[:len(group)])
-                           for group, blob in _load_groups(train_stage, cfg)])
+                           for group, blob in groups])
 
 
 def run_fit(stage, train_stage, eval_stage, cfg: StudyConfig, seed: int) -> None:
@@ -265,9 +306,10 @@ def run_fit(stage, train_stage, eval_stage, cfg: StudyConfig, seed: int) -> None
     print(f"goalgen fit phase: {n_fits} LPG fits in {fit_wall:.1f} s")
     ceil = protocol.ceilings(table, cfg.n_boot, seed)
     sal = salience(table)
-    pers = persistence(table, _success_at_switch(train_stage, cfg),
+    groups = _load_groups(train_stage, cfg, seed)
+    pers = persistence(table, _success_at_switch(groups, cfg),
                        {"lpg_fixed": full, "lpg_proportional": prop})
-    final = _final_success_all(train_stage, cfg)
+    final = _final_success_all(groups)
 
     rows = [
         Row("agents", len(final)),
@@ -372,8 +414,7 @@ def run_study(run, cfg: StudyConfig, seed: int, experiment: str = "study") -> No
     if not train.done:
         with train.running():
             run_training(train, cfg, seed)
-            final = np.concatenate([_final_success(np.asarray(b["success"])[:len(g)])
-                                    for g, b in _load_groups(train, cfg)])
+            final = _final_success_all(_load_groups(train, cfg, seed))
             train.write_summary([Row("agents trained", len(final)),
                                  Row("fraction of agents >= 80% success on last stage",
                                      float(np.mean(final >= 0.8)))])

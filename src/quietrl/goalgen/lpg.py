@@ -419,6 +419,8 @@ def fit_jobs(ex: "Examples", jobs: list[tuple[LPGConfig, np.ndarray]], n_steps: 
                  for x in (ex.pipe.astype(np.int32), ex.obj_a.astype(np.int32), ex.obj_b.astype(np.int32),
                            ex.p_obs.astype(np.float32)))
     preds, thetas = [], []
+    # Never pad a single batch past the number of jobs: padding costs as much as a real fit.
+    batch = min(batch, len(jobs))
     for start in range(0, len(jobs), batch):
         chunk = jobs[start:start + batch]
         # Pad the batch with copies of its first job so every batch has one compiled shape.

@@ -13,9 +13,15 @@ from .env import GLYPH
 class ActorCritic(nn.Module):
     """Policy logits and value from one observation batch.
 
-    Glyph observations (..., 5G, 5G, C) first pass a per-cell encoder: each 5x5xC glyph is cut out and
-    mapped by one shared dense layer (a stride-5 convolution written as a reshape, which is faster on
-    CPU), so the MLP sees G*G cell embeddings. Symbolic observations (..., G, G, C) are flattened.
+    Glyph observations (..., G, G, 5, 5, C), the image stored tile-major, first pass a per-cell encoder:
+    each 5x5xC glyph is mapped by one shared dense layer (a stride-5 convolution; the tile-major layout
+    makes it a plain matmul with no transpose), so the MLP sees G*G cell embeddings. Symbolic
+    observations (..., G, G, C) are flattened.
+
+    ``tiles`` given: ``obs`` holds the environment's cell codes (..., G*G) (`GoalGridEnv.cell_codes`) and
+    ``tiles`` its per-code cell observations (`GoalGridEnv.tiles`). The glyph encoder then runs once per
+    distinct tile (100 of them) and its outputs are gathered per cell: the same function of the same
+    pixels, with the same gradients, as encoding the rendered observation, at a small part of the cost.
     Returns logits (..., 4) and value (...,).
     """
 
@@ -25,15 +31,22 @@ class ActorCritic(nn.Module):
     n_actions: int = 4
 
     @nn.compact
-    def __call__(self, obs):
-        x = obs.astype(jnp.float32)
-        lead = x.shape[:-3]
-        if self.obs_mode == "glyph":
-            h, w, c = x.shape[-3:]
-            g = h // GLYPH
-            x = x.reshape(*lead, g, GLYPH, g, GLYPH, c)
-            x = jnp.moveaxis(x, -3, -4).reshape(*lead, g * g, GLYPH * GLYPH * c)
+    def __call__(self, obs, tiles=None):
+        if tiles is not None:
+            lead = obs.shape[:-1]
+            t = tiles.astype(jnp.float32).reshape(tiles.shape[0], -1)
+            if self.obs_mode == "glyph":
+                t = nn.relu(nn.Dense(self.cell_features, name="cell")(t))   # (codes, cell_features)
+            x = t[obs.astype(jnp.int32)]
+        elif self.obs_mode == "glyph":
+            x = obs.astype(jnp.float32)
+            lead = x.shape[:-5]
+            g = x.shape[-5]
+            x = x.reshape(*lead, g * g, GLYPH * GLYPH * x.shape[-1])
             x = nn.relu(nn.Dense(self.cell_features, name="cell")(x))
+        else:
+            x = obs.astype(jnp.float32)
+            lead = x.shape[:-3]
         x = x.reshape(*lead, -1)
         a = x
         for i, n in enumerate(self.hidden):
