@@ -27,8 +27,10 @@ def _open_or_create(out: str | None, config: dict, seed: int):
 
 
 @cli.command()
-@click.option("--algo", default="leo", show_default=True, help="leo, pqn, pqn_her or relabel_all")
-@click.option("--env", "env_name", default="gridworld", show_default=True, help="gridworld or craftax-classic")
+@click.option("--algo", default="leo", show_default=True,
+              help="leo, pqn, pqn_her, relabel_all, ppo, dual_leo_pqn or dual_leo_ppo")
+@click.option("--env", "env_name", default="gridworld", show_default=True,
+              help="gridworld, craftax-classic or craftax")
 @click.option("--num-goals", type=int, default=None, help="use the first K goals of the listing (default: all)")
 @click.option("--steps", type=int, default=None, help="total env steps (default: the config's)")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -61,7 +63,7 @@ def train(algo: str, env_name: str, num_goals: int | None, steps: int | None, se
         return
     with stage.running():
         state, trainer = run_train(cfg, seed, stage=stage, name=algo)
-        got = np.asarray(trainer.greedy_test(state.params, jax.random.PRNGKey(seed + 1000)))
+        got = np.asarray(trainer.greedy_test(state.params, jax.random.PRNGKey(seed + 1000), state.aux_params))
         last = stage.read_metrics()[-1]
         rows = [Row("live success rate (all goals)", last["live_success"]),
                 Row("greedy test: fraction of goals reached from reset", float(got.mean())),
@@ -104,24 +106,69 @@ def speedup(ks: str, preset: str, trunk: str | None, batch: int, minibatch: int,
         click.echo(f"{k:>5} {r['leo_s']:>9.4f} {r['relabel_s']:>10.3f} {r['ratio']:>8.1f}x {r['model']:>6.1f}x")
 
 
+def _parse_list(text: str, kind, option: str) -> tuple:
+    try:
+        out = tuple(kind(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"{option} {text!r}: expected a comma-separated list of {kind.__name__}s") from None
+    if not out:
+        raise UserError(f"{option} {text!r}: empty list")
+    return out
+
+
 @cli.command()
-@click.option("--quick/--full", default=True, show_default=True, help="reduced study or the full one")
+@click.option("--quick/--full", default=True, show_default=True,
+              help="quick: LEO/PQN/PQN+HER, 0.5M steps, 1 seed, lr 1e-3; full: the issue's comparison "
+                   "(LEO, PQN, PQN+HER, PPO, Dual LEO (PPO); 2M steps, 3 seeds, lr {2e-4, 1e-3})")
+@click.option("--algos", default=None, help="comma-separated algos (default: the preset's)")
+@click.option("--seeds", "num_seeds", type=int, default=None, help="number of seeds, from --seed on")
+@click.option("--lrs", default=None, help="comma-separated learning-rate grid, the same for every method")
+@click.option("--steps", type=int, default=None, help="gridworld env steps per run")
+@click.option("--craftax-steps", type=int, default=None, help="Craftax-Classic env steps per run (0: skip)")
+@click.option("--ks", default=None, help="comma-separated goal counts for the speed-up curve ('' to skip)")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", default=None, help="run directory (a new one, or an existing leo run to resume)")
-def compare(quick: bool, seed: int, out: str | None) -> None:
-    """Gridworld comparison (LEO, PQN[, PQN+HER]) and the speed-up curve, resumable."""
+@click.option("--out", default=None, help="run directory (a new one, or an existing leo compare run to resume)")
+@set_option
+def compare(quick: bool, algos: str | None, num_seeds: int | None, lrs: str | None, steps: int | None,
+            craftax_steps: int | None, ks: str | None, seed: int, out: str | None,
+            overrides: tuple[str, ...]) -> None:
+    """LEO vs the baselines over seeds and an lr grid (gridworld, Craftax-Classic) plus the speed-up curve.
+
+    Resumable: rerun with the same --out and options; finished runs are kept, a run cut short resumes
+    from its last chunk. --set key=value overrides any StudyConfig field.
+    """
+    import dataclasses
     from pathlib import Path
 
+    from quietrl.core.config import apply_overrides, to_dict
     from quietrl.core.runs import RunDir
 
-    from .experiment import reproduce
+    from .experiment import StudyConfig, run_study
 
-    config = {"leo_compare": {"quick": quick}}
+    study = StudyConfig.quick() if quick else StudyConfig.full()
+    change: dict = {}
+    if algos is not None:
+        change["algos"] = _parse_list(algos, str, "--algos")
+        change["craftax_algos"] = change["algos"]
+    if num_seeds is not None:
+        change["num_seeds"] = num_seeds
+    if lrs is not None:
+        change["lrs"] = change["craftax_lrs"] = _parse_list(lrs, float, "--lrs")
+    if steps is not None:
+        change["total_timesteps"] = steps
+    if craftax_steps is not None:
+        change["craftax_timesteps"] = craftax_steps
+    if ks is not None:
+        change["speedup_ks"] = _parse_list(ks, int, "--ks") if ks.strip() else ()
+    study = apply_overrides(dataclasses.replace(study, **change), list(overrides))
+    import json
+
+    config = {"leo_compare": json.loads(json.dumps(to_dict(study)))}  # tuples as the JSON file holds them
     if out is not None and (Path(out) / "config.json").exists():
         run = RunDir.open(out)
         if run.config.get("leo_compare") != config["leo_compare"]:
             raise UserError(f"{out} holds a run of another config; choose another --out")
     else:
         run = RunDir.create(out, config, seed)
-    reproduce(run, quick, seed, None)
+    run_study(run, study, seed)
     click.echo(f"leo compare -> {run.path}")

@@ -212,7 +212,7 @@ class GoalEnv:
         return obs, act_obs, act_state, done
 
 
-ENV_NAMES = ("gridworld", "craftax-classic")
+ENV_NAMES = ("gridworld", "craftax-classic", "craftax")
 
 
 def make_env(
@@ -222,7 +222,7 @@ def make_env(
     wall_density: float = 0.3,
     map_seed: int = 0,
 ) -> GoalEnv:
-    """Build a goal env by name ('gridworld' or 'craftax-classic'); UserError on bad names or K."""
+    """Build a goal env by name ('gridworld', 'craftax-classic' or 'craftax'); UserError on bad names or K."""
     if name == "gridworld":
         env = Gridworld(map_size, wall_density, map_seed)
         goals, names = env.goal_space(num_goals)
@@ -232,4 +232,8 @@ def make_env(
         from .craftax_env import make_craftax_classic  # lazy: craftax is slow to import
 
         return make_craftax_classic(num_goals)
+    if name == "craftax":
+        from .craftax_full import make_craftax  # lazy: craftax is slow to import
+
+        return make_craftax(num_goals)
     raise UserError(f"unknown env {name!r}; choose one of {', '.join(ENV_NAMES)}")

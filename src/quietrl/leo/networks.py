@@ -22,15 +22,20 @@ TRUNK_PRESETS: dict[str, tuple[int, ...]] = {
 
 
 class Trunk(nn.Module):
-    """n x [Dense (orthogonal sqrt 2) -> LayerNorm -> ReLU]: (B, F) -> (B, hidden[-1])."""
+    """n x [Dense (orthogonal sqrt 2) -> LayerNorm -> ReLU]: (B, F) -> (B, hidden[-1]).
+
+    `layer_norm=False` drops the LayerNorms: the authors' PPO networks have none.
+    """
 
     hidden: Sequence[int] = (256, 256)
+    layer_norm: bool = True
 
     @nn.compact
     def __call__(self, x):
         for width in self.hidden:
             x = nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x)
-            x = nn.LayerNorm()(x)
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
             x = nn.relu(x)
         return x
 
@@ -74,7 +79,12 @@ class UVFANetwork(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """Goal-conditioned PPO network: [obs, goal] -> (logits (B, A), sigmoid value (B,))."""
+    """Goal-conditioned PPO network: [obs, goal] -> (logits (B, A), sigmoid value (B,)).
+
+    Separate actor and critic trunks (the shared `Trunk` code, without LayerNorm as in the authors'
+    PPO); the actor head starts near uniform (orthogonal 0.01); the value is a sigmoid because
+    returns lie in [0, 1].
+    """
 
     num_actions: int
     hidden: Sequence[int] = (256, 256)
@@ -82,14 +92,11 @@ class ActorCritic(nn.Module):
     @nn.compact
     def __call__(self, obs, goal):
         x = jnp.concatenate([obs, goal], axis=-1)
-        a = x
-        for width in self.hidden:
-            a = nn.relu(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(a))
-        logits = nn.Dense(self.num_actions, kernel_init=nn.initializers.orthogonal(0.01))(a)
-        v = x
-        for width in self.hidden:
-            v = nn.relu(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(v))
-        v = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(v)
+        a = Trunk(self.hidden, layer_norm=False)(x)
+        logits = nn.Dense(self.num_actions, kernel_init=nn.initializers.orthogonal(0.01),
+                          bias_init=nn.initializers.zeros)(a)
+        v = Trunk(self.hidden, layer_norm=False)(x)
+        v = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), bias_init=nn.initializers.zeros)(v)
         return logits, jax.nn.sigmoid(v[..., 0])
 
 

@@ -1,7 +1,9 @@
 """Update-time comparison: one LEO update vs one explicit all-goals relabelling update, plus a cost model.
 
 Both updates are jitted scans over the same batch with the same trunk; compile time is excluded and
-each time is the median of `repeats` calls. The relabelling baseline trains on B (1 + K) pairs whose
+each time is the median of `repeats` calls, LEO's calls interleaved with the baseline's so that both
+see the same background load. Wall and process-CPU times are both reported: on a shared machine the
+CPU-time ratio is the steadier one. The relabelling baseline trains on B (1 + K) pairs whose
 indices are decoded per minibatch (never materialised); its network sees `[observation, goal input]`.
 LEO's update takes max_a Q_old(s')[k, a] as input, as in training where the acting pass of the next
 step provides it; `leo_target_pass_s` additionally times that forward pass inside the update (the
@@ -85,14 +87,36 @@ def flop_model(setup: SpeedupSetup, k: int, obs_dim: int | None = None, goal_dim
     return rel / leo
 
 
-def _median_time(fn, args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))  # compile (excluded)
-    times = []
+def _call_time(fn, args) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one call, waited for."""
+    t, c = time.perf_counter(), time.process_time()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - t, time.process_time() - c
+
+
+def _median_time(fn, args, repeats: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of `repeats` calls; the first (compiling) call is excluded."""
+    jax.block_until_ready(fn(*args))
+    times = np.array([_call_time(fn, args) for _ in range(repeats)])
+    return float(np.median(times[:, 0])), float(np.median(times[:, 1]))
+
+
+def _paired_times(slow, slow_args, fast, fast_args, repeats: int, fast_per_slow: int = 3):
+    """Median (wall, CPU) seconds of `slow` and `fast`, measured interleaved.
+
+    Each repeat times `slow` once, then `fast` `fast_per_slow` times, so both see the same background
+    load on a shared machine (the ratio is the claim). Compile calls are excluded.
+    Returns ((slow_wall, slow_cpu), (fast_wall, fast_cpu)).
+    """
+    jax.block_until_ready(slow(*slow_args))
+    jax.block_until_ready(fast(*fast_args))
+    ts, tf = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+        ts.append(_call_time(slow, slow_args))
+        tf += [_call_time(fast, fast_args) for _ in range(fast_per_slow)]
+    ts, tf = np.array(ts), np.array(tf)
+    return (float(np.median(ts[:, 0])), float(np.median(ts[:, 1]))), \
+        (float(np.median(tf[:, 0])), float(np.median(tf[:, 1])))
 
 
 def time_updates(setup: SpeedupSetup, k: int, repeats: int = 3, seed: int = 0,
@@ -148,17 +172,21 @@ def time_updates(setup: SpeedupSetup, k: int, repeats: int = 3, seed: int = 0,
         return pqn_update(params, opt_state, tx, uvfa.apply, masks, samples, key, setup.minibatch,
                           setup.epochs, setup.gamma)
 
-    # LEO's update is short, so its median takes more calls (cheap) to steady it on a shared machine.
-    leo_s = _median_time(leo_step, (leo_params, leo_opt, k_upd, maxq_stored), max(repeats, 9))
-    rel_s = _median_time(relabel_step, (u_params, u_opt, k_upd), repeats)
-    out = dict(k=k, leo_s=leo_s, relabel_s=rel_s, ratio=rel_s / leo_s, model=flop_model(setup, k),
-               pairs=b * (k + 1), relabel_minibatches=setup.epochs * num_relabel_minibatches(b, k, setup.minibatch))
+    # Interleaved, so that the short LEO calls and the long relabelling calls see the same load.
+    (rel_s, rel_cpu), (leo_s, leo_cpu) = _paired_times(relabel_step, (u_params, u_opt, k_upd), leo_step,
+                                                       (leo_params, leo_opt, k_upd, maxq_stored), repeats)
+    out = dict(k=k, leo_s=leo_s, relabel_s=rel_s, ratio=rel_s / leo_s, leo_cpu_s=leo_cpu, relabel_cpu_s=rel_cpu,
+               ratio_cpu=rel_cpu / leo_cpu, model=flop_model(setup, k), pairs=b * (k + 1),
+               relabel_minibatches=setup.epochs * num_relabel_minibatches(b, k, setup.minibatch))
     if with_target_pass:
-        leo_pass_s = _median_time(leo_step_with_pass, (leo_params, leo_opt, k_upd), max(repeats, 9))
+        leo_pass_s, _ = _median_time(leo_step_with_pass, (leo_params, leo_opt, k_upd), max(repeats, 9))
         out.update(leo_target_pass_s=leo_pass_s, ratio_with_target_pass=rel_s / leo_pass_s)
     if with_pqn:
-        pqn_s = _median_time(pqn_step, (u_params, u_opt, k_upd), repeats)
-        out.update(pqn_s=pqn_s, per_pair_over_per_transition=(rel_s / (b * (k + 1))) / (pqn_s / b))
+        # Commanded PQN over the same B transitions: the same minibatch steps as relabelling, 1/(1 + K) as many.
+        (pqn_s, pqn_cpu), _ = _paired_times(pqn_step, (u_params, u_opt, k_upd), leo_step,
+                                            (leo_params, leo_opt, k_upd, maxq_stored), max(repeats, 5), 1)
+        out.update(pqn_s=pqn_s, per_pair_over_per_transition=(rel_s / (b * (k + 1))) / (pqn_s / b),
+                   per_pair_over_per_transition_cpu=(rel_cpu / (b * (k + 1))) / (pqn_cpu / b))
     return out
 
 

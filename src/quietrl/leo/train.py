@@ -8,27 +8,23 @@ then the algorithm's update). `train(cfg, seed, stage)` drives the chunks throug
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from quietrl.core.config import require
 from quietrl.core.errors import ConfigError
 
 from .env import ENV_NAMES, GoalEnv, make_env
-from .leo import leo_targets, leo_update
-from .networks import TRUNK_PRESETS, LEONetwork, UVFANetwork
-from .pqn import (commanded_samples, her_samples, num_relabel_minibatches, pqn_update,
-                  relabel_all_update)
+from .learners import Learner, make_learner
+from .networks import TRUNK_PRESETS
 from .types import RunnerState, TrackerState, Transition, success_rate
 
-ALGOS = ("leo", "pqn", "pqn_her", "relabel_all")
+ALGOS = ("leo", "pqn", "pqn_her", "relabel_all", "ppo", "dual_leo_pqn", "dual_leo_ppo")
 
 
 @dataclass(frozen=True)
@@ -56,6 +52,15 @@ class TrainConfig:
     trunk: str = "256x2"
     her_num_relabel: int = 2  # relabelled copies per transition (PQN+HER)
     her_random_prop: float = 0.5  # share of them with a uniform goal; the rest "positive"
+    gae_lambda: float = 0.95  # PPO
+    clip_eps: float = 0.2
+    ent_coef: float = 0.005
+    vf_coef: float = 0.5
+    mix_leo_weight: float = 0.3  # Dual LEO (PQN): LEO's share of the acting values
+    bc_coef: float = 0.1  # Dual LEO (PPO): behaviour-cloning weight towards LEO's greedy action
+    anneal_bc: bool = True  # ... annealed linearly to 0 over the run (the authors' sweep)
+    leo_minibatch_size: int = 512  # Dual LEO (PPO): the LEO teacher's minibatch and epochs
+    leo_epochs: int = 2
     only_seen_goals: bool = True
     success_decay: float = 0.99  # per-update decay of the live success counters
     reset_pool_size: int = 16
@@ -68,22 +73,29 @@ class TrainConfig:
         require(self.trunk in TRUNK_PRESETS, "trunk",
                 f"unknown trunk {self.trunk!r}; choose one of {', '.join(TRUNK_PRESETS)}")
         for name in ("num_envs", "num_steps", "minibatch_size", "epochs", "updates_per_chunk",
-                     "reset_pool_size", "test_max_steps"):
+                     "reset_pool_size", "test_max_steps", "leo_minibatch_size", "leo_epochs"):
             require(getattr(self, name) >= 1, name, "must be >= 1")
         require(self.num_goals is None or self.num_goals >= 1, "num_goals", "must be >= 1")
         require(0.0 < self.gamma < 1.0, "gamma", "must be in (0, 1)")
+        require(0.0 <= self.gae_lambda <= 1.0, "gae_lambda", "must be in [0, 1]")
         require(self.lr > 0, "lr", "must be > 0")
         require(0.0 <= self.eps_end <= self.eps_start <= 1.0, "eps_start", "need 0 <= eps_end <= eps_start <= 1")
         require(0.0 < self.eps_decay_frac <= 1.0, "eps_decay_frac", "must be in (0, 1]")
         require(0.0 <= self.her_random_prop <= 1.0, "her_random_prop", "must be in [0, 1]")
         require(self.her_num_relabel >= 0, "her_num_relabel", "must be >= 0")
+        require(0.0 <= self.mix_leo_weight <= 1.0, "mix_leo_weight", "must be in [0, 1]")
+        require(self.bc_coef >= 0.0, "bc_coef", "must be >= 0")
+        require(self.clip_eps > 0.0, "clip_eps", "must be > 0")
         require(0.0 < self.success_decay <= 1.0, "success_decay", "must be in (0, 1]")
-        if self.algo in ("leo", "pqn"):
+        if self.algo not in ("pqn_her", "relabel_all"):
             require(self.batch_size % self.minibatch_size == 0, "minibatch_size",
+                    f"must divide num_envs * num_steps = {self.batch_size}")
+        if self.algo == "dual_leo_ppo":
+            require(self.batch_size % self.leo_minibatch_size == 0, "leo_minibatch_size",
                     f"must divide num_envs * num_steps = {self.batch_size}")
         if self.algo == "pqn_her":
             require((self.batch_size * (1 + self.her_num_relabel)) % self.minibatch_size == 0,
-                    "minibatch_size", f"must divide num_envs * num_steps * (1 + her_num_relabel)")
+                    "minibatch_size", "must divide num_envs * num_steps * (1 + her_num_relabel)")
         require(self.num_updates >= self.updates_per_chunk, "total_timesteps",
                 f"gives {self.num_updates} updates, fewer than updates_per_chunk={self.updates_per_chunk}")
 
@@ -105,7 +117,8 @@ class TrainConfig:
         return TRUNK_PRESETS[self.trunk]
 
 
-# The authors' per-algorithm settings [code], at CPU scale (fewer envs, smaller trunk).
+# The authors' per-algorithm settings [code], at CPU scale (fewer envs, smaller trunk). PPO keeps their
+# 32 minibatches per update (1024 x 64 / 2048 there, 256 x 64 / 512 here).
 _ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     "leo": dict(num_steps=32, minibatch_size=512, epochs=2, gamma=0.99, eps_decay_frac=0.2),
     "relabel_all": dict(num_steps=32, minibatch_size=512, epochs=2, gamma=0.99, eps_decay_frac=0.2),
@@ -113,6 +126,10 @@ _ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
                 updates_per_chunk=100),
     "pqn_her": dict(num_steps=2, minibatch_size=256, epochs=1, gamma=0.995, eps_decay_frac=0.5,
                     updates_per_chunk=100),
+    "ppo": dict(num_steps=64, minibatch_size=512, epochs=1, gamma=0.995, updates_per_chunk=5),
+    "dual_leo_pqn": dict(num_steps=32, minibatch_size=512, epochs=2, gamma=0.99, eps_decay_frac=0.2),
+    "dual_leo_ppo": dict(num_steps=64, minibatch_size=512, epochs=1, gamma=0.995, leo_minibatch_size=512,
+                         leo_epochs=2, updates_per_chunk=5),
 }
 
 
@@ -121,7 +138,7 @@ def default_config(algo: str = "leo", env: str = "gridworld", **overrides: Any) 
     if algo not in _ALGO_DEFAULTS:
         raise ConfigError(f"algo: unknown algo {algo!r}; choose one of {', '.join(ALGOS)}")
     kw: dict[str, Any] = dict(algo=algo, env=env, **_ALGO_DEFAULTS[algo])
-    if env == "craftax-classic":
+    if env in ("craftax-classic", "craftax"):
         kw.update(num_envs=64, total_timesteps=50_000, test_max_steps=512)
     kw.update(overrides)
     return TrainConfig(**kw)
@@ -138,43 +155,18 @@ class Trainer:
     genv: GoalEnv
     init: Callable[[jax.Array], RunnerState]
     chunk: Callable[[RunnerState], tuple[RunnerState, dict]]
-    greedy_test: Callable[[Any, jax.Array], jax.Array]
-    q_fn: Callable  # acting values: (params, x (N, F), goal (N,)) -> (N, A)
-
-
-def _grad_steps_per_update(cfg: TrainConfig, k: int) -> int:
-    b = cfg.batch_size
-    if cfg.algo == "relabel_all":
-        return cfg.epochs * num_relabel_minibatches(b, k, cfg.minibatch_size)
-    if cfg.algo == "pqn_her":
-        return cfg.epochs * b * (1 + cfg.her_num_relabel) // cfg.minibatch_size
-    return cfg.epochs * b // cfg.minibatch_size
-
-
-def make_optimizer(cfg: TrainConfig, k: int) -> optax.GradientTransformation:
-    """Global-norm clip then RAdam, the learning rate annealed linearly to 0 over all gradient steps."""
-    steps = cfg.num_chunks * cfg.updates_per_chunk * _grad_steps_per_update(cfg, k)
-    lr = optax.linear_schedule(cfg.lr, 0.0, max(steps, 1)) if cfg.anneal_lr else cfg.lr
-    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.radam(lr))
+    greedy_test: Callable[..., jax.Array]  # (params, key, aux_params=None) -> (K,) bool
+    learner: Learner
 
 
 def make_train(cfg: TrainConfig, genv: GoalEnv | None = None) -> Trainer:
     """Build init / chunk / greedy-test functions for `cfg` (all jitted, pure)."""
     genv = genv or build_env(cfg)
     goals = genv.goals
-    k, a, n, t_len = genv.num_goals, genv.num_actions, cfg.num_envs, cfg.num_steps
-    is_leo = cfg.algo == "leo"
-    net = LEONetwork(k, a, cfg.hidden) if is_leo else UVFANetwork(a, cfg.hidden)
-    tx = make_optimizer(cfg, k)
+    k, n, t_len = genv.num_goals, cfg.num_envs, cfg.num_steps
     total_updates = cfg.num_chunks * cfg.updates_per_chunk
+    learner = make_learner(cfg, goals, genv.num_actions, total_updates)
     decay_updates = max(1, int(cfg.eps_decay_frac * total_updates))
-
-    def q_fn(params, x, goal):
-        """Acting values for the commanded goals, plus LEO's all-goal max (N, K) (zeros otherwise)."""
-        if is_leo:
-            q_all = net.apply(params, x)  # (N, K, A)
-            return q_all[jnp.arange(x.shape[0]), goal], q_all.max(-1)
-        return net.apply(params, x, goals.goal_inputs[goal]), jnp.zeros((x.shape[0], 0))
 
     def sample_goals(key, seen, shape):
         logits = jnp.where(seen, 0.0, -jnp.inf) if cfg.only_seen_goals else jnp.zeros(k)
@@ -184,13 +176,13 @@ def make_train(cfg: TrainConfig, genv: GoalEnv | None = None) -> Trainer:
         k_net, k_env, k_goal, key = jax.random.split(key, 4)
         obs, env_state = genv.reset_batch(k_env, n)
         x = genv.encode(obs)
-        params = net.init(k_net, x[:1]) if is_leo else net.init(k_net, x[:1], goals.goal_inputs[:1])
+        params, opt_state, aux, aux_opt = learner.init(k_net, x[:1], goals.goal_inputs[:1])
         seen = goals.achieved(genv.features(obs)).any(0)
         goal = sample_goals(k_goal, seen, (n,))
         tracker = TrackerState(goal=goal, first_goal=goal, pending=jnp.ones(n, bool), seen=seen,
                                succ=jnp.zeros(k), fail=jnp.zeros(k))
-        return RunnerState(params=params, opt_state=tx.init(params), env_state=env_state, obs=obs,
-                           tracker=tracker, key=key, update=jnp.int32(0))
+        return RunnerState(params=params, opt_state=opt_state, env_state=env_state, obs=obs,
+                           tracker=tracker, key=key, update=jnp.int32(0), aux_params=aux, aux_opt_state=aux_opt)
 
     def epsilon(update):
         frac = jnp.clip(update / decay_updates, 0.0, 1.0)
@@ -203,11 +195,9 @@ def make_train(cfg: TrainConfig, genv: GoalEnv | None = None) -> Trainer:
 
         def step(carry, kk):
             env_state, obs, tr = carry
-            k_eps, k_rand, k_step, k_goal = jax.random.split(kk, 4)
+            k_act, k_step, k_goal = jax.random.split(kk, 3)
             x = genv.encode(obs)
-            q, maxq = q_fn(rs.params, x, tr.goal)
-            explore = jax.random.uniform(k_eps, (n,)) < eps
-            action = jnp.where(explore, jax.random.randint(k_rand, (n,), 0, a), q.argmax(-1)).astype(jnp.int32)
+            action, ex = learner.act(rs.params, rs.aux_params, x, tr.goal, k_act, eps)
             true_next, act_obs, act_state, done = genv.step_batch(k_step, env_state, action, pool)
             # Every goal's reward on the true next state, before any reset: one matmul.
             ach_next = goals.achieved(genv.features(true_next))
@@ -222,7 +212,7 @@ def make_train(cfg: TrainConfig, genv: GoalEnv | None = None) -> Trainer:
             tr2 = tr.replace(goal=new_goal, first_goal=jnp.where(done, new_goal, tr.first_goal),
                              pending=jnp.where(done, True, tr.pending & ~hit), succ=succ, fail=fail)
             trans = Transition(obs=x, action=action, goal=tr.goal, ach_next=ach_next, ach_obs=ach_obs,
-                               done=done, next_obs=genv.encode(act_obs), maxq_next=maxq)
+                               done=done, next_obs=genv.encode(act_obs), **ex)
             return (act_state, act_obs, tr2), trans
 
         tr0 = rs.tracker.replace(succ=rs.tracker.succ * cfg.success_decay,
@@ -233,35 +223,14 @@ def make_train(cfg: TrainConfig, genv: GoalEnv | None = None) -> Trainer:
         return env_state, obs, tr, traj
 
     def update(rs: RunnerState, _):
-        key, k_roll, k_upd = jax.random.split(rs.key, 3)
+        key, k_roll, k_last, k_upd = jax.random.split(rs.key, 4)
         env_state, obs, tr, traj = rollout(rs, k_roll)
-        flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731  (T, N, ...) -> (T N, ...)
-        if is_leo:
-            # Q_old(s_{t+1}) is the acting pass of step t+1; one more pass for the final observation.
-            _, last = q_fn(rs.params, genv.encode(obs), tr.goal)
-            maxq_next = jnp.concatenate([traj.maxq_next[1:], last[None]], 0)
-            y = leo_targets(flat(maxq_next), flat(traj.ach_next), flat(traj.done), cfg.gamma)
-            params, opt_state, loss = leo_update(rs.params, rs.opt_state, tx, net.apply, flat(traj.obs),
-                                                 flat(traj.action), y, k_upd, cfg.minibatch_size, cfg.epochs)
-        elif cfg.algo == "relabel_all":
-            params, opt_state, loss = relabel_all_update(
-                rs.params, rs.opt_state, tx, net.apply, goals.goal_inputs, flat(traj.obs), flat(traj.action),
-                flat(traj.goal), flat(traj.ach_next), flat(traj.done), flat(traj.next_obs), k_upd,
-                cfg.minibatch_size, cfg.epochs, cfg.gamma)
-        else:
-            if cfg.algo == "pqn":
-                samples = commanded_samples(flat(traj.obs), flat(traj.action), flat(traj.goal),
-                                            flat(traj.ach_next), flat(traj.done), flat(traj.next_obs))
-            else:
-                k_her, k_upd = jax.random.split(k_upd)
-                samples = her_samples(k_her, flat(traj.obs), flat(traj.action), flat(traj.goal),
-                                      flat(traj.ach_obs), flat(traj.ach_next), flat(traj.done),
-                                      flat(traj.next_obs), rs.tracker.seen, cfg.her_num_relabel,
-                                      cfg.her_random_prop, cfg.only_seen_goals)
-            params, opt_state, loss = pqn_update(rs.params, rs.opt_state, tx, net.apply, goals.goal_inputs,
-                                                 samples, k_upd, cfg.minibatch_size, cfg.epochs, cfg.gamma)
-        new = rs.replace(params=params, opt_state=opt_state, env_state=env_state, obs=obs, tracker=tr,
-                         key=key, update=rs.update + 1)
+        # Values at the final observation (LEO's max_a Q_old(s_T), PPO's V(s_T, g_T)): one more pass.
+        _, last = learner.act(rs.params, rs.aux_params, genv.encode(obs), tr.goal, k_last, 0.0)
+        # The learner sees the tracker as it was when the rollout began (HER's seen goals).
+        params, opt_state, aux, aux_opt, loss = learner.learn(rs, traj, last, k_upd)
+        new = rs.replace(params=params, opt_state=opt_state, aux_params=aux, aux_opt_state=aux_opt,
+                         env_state=env_state, obs=obs, tracker=tr, key=key, update=rs.update + 1)
         metrics = dict(loss=loss, live_success=success_rate(tr.succ, tr.fail).mean(),
                        goals_seen=tr.seen.mean(), epsilon=epsilon(rs.update),
                        env_steps=(rs.update + 1) * cfg.batch_size)
@@ -272,11 +241,11 @@ def make_train(cfg: TrainConfig, genv: GoalEnv | None = None) -> Trainer:
         return jax.lax.scan(update, rs, None, cfg.updates_per_chunk)
 
     @jax.jit
-    def greedy_test(params, key):
-        """Command every goal once from a fresh reset, epsilon 0: (K,) bool achieved within the episode.
+    def greedy_test(params, key, aux_params=None):
+        """Command every goal once from a fresh reset, greedily: (K,) bool achieved within the episode.
 
         Success counts the reset observation and every observation until the first episode ends
-        (at most cfg.test_max_steps steps).
+        (at most cfg.test_max_steps steps). Dual learners need `aux_params` (the LEO network).
         """
         obs, state = genv.reset_batch(key, k)
         goal = jnp.arange(k, dtype=jnp.int32)
@@ -285,8 +254,8 @@ def make_train(cfg: TrainConfig, genv: GoalEnv | None = None) -> Trainer:
 
         def step(carry, kk):
             state, obs, got, alive = carry
-            q, _ = q_fn(params, genv.encode(obs), goal)
-            true_next, act_obs, act_state, done = genv.step_batch(kk, state, q.argmax(-1).astype(jnp.int32), pool)
+            action = learner.greedy(params, aux_params, genv.encode(obs), goal)
+            true_next, act_obs, act_state, done = genv.step_batch(kk, state, action, pool)
             hit = goals.achieved(genv.features(true_next))[goal, goal]
             return (act_state, act_obs, got | (alive & hit), alive & ~done), None
 
@@ -301,7 +270,7 @@ def make_train(cfg: TrainConfig, genv: GoalEnv | None = None) -> Trainer:
         # otherwise make the second chunk call see new input types and compile the chunk again.
         return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), jit_init(key))
 
-    return Trainer(cfg=cfg, genv=genv, init=strong_init, chunk=chunk, greedy_test=greedy_test, q_fn=q_fn)
+    return Trainer(cfg=cfg, genv=genv, init=strong_init, chunk=chunk, greedy_test=greedy_test, learner=learner)
 
 
 def chunk_metrics(cfg: TrainConfig):

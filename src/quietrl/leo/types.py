@@ -42,7 +42,11 @@ class Transition:
     done:      episode end (death or time limit) at this step, (N,) bool
     next_obs:  network input of s_{t+1} as acted on next (a reset observation after a done; only ever
                used multiplied by (1 - done)), (N, F) float32
-    maxq_next: LEO only: max_a Q_old(s_{t+1})[k, a] from the acting pass, (N, K); zeros otherwise
+    maxq:      learners with a LEO network: max_a Q_old(s_t)[k, a] from the acting pass, (N, K); the
+               update shifts it by one step to get the targets' max_a Q_old(s_{t+1}); (N, 0) otherwise
+    logp:      PPO learners: log pi(a_t | s_t, g) at collection, (N,); zeros otherwise
+    value:     PPO learners: V(s_t, g) at collection, (N,); zeros otherwise
+    teacher_action: Dual LEO (PPO): argmax_a Q_LEO(s_t)[g, a] cached while acting, (N,); zeros otherwise
     """
 
     obs: jax.Array
@@ -52,7 +56,10 @@ class Transition:
     ach_obs: jax.Array
     done: jax.Array
     next_obs: jax.Array
-    maxq_next: jax.Array
+    maxq: jax.Array
+    logp: jax.Array
+    value: jax.Array
+    teacher_action: jax.Array
 
 
 @struct.dataclass
@@ -85,7 +92,7 @@ class RunnerState:
     tracker: TrackerState
     key: jax.Array
     update: jax.Array  # int32 scalar, updates done so far
-    aux_params: Any = None  # second network (Dual LEO); None otherwise
+    aux_params: Any = None  # Dual LEO: the LEO network (params holds the UVFA or PPO network); else None
     aux_opt_state: Any = None
 
 
