@@ -118,7 +118,7 @@ def _parse_list(text: str, kind, option: str) -> tuple:
 
 @cli.command()
 @click.option("--quick/--full", default=True, show_default=True,
-              help="quick: LEO/PQN/PQN+HER, 0.4M steps, 1 seed, lr 1e-3; full: the issue's comparison "
+              help="quick: LEO/PQN/PQN+HER, 0.35M steps, 1 seed, lr 1e-3; full: the issue's comparison "
                    "(LEO, PQN, PQN+HER, PPO, Dual LEO (PPO); 2M steps, 3 seeds, lr {2e-4, 1e-3})")
 @click.option("--algos", default=None, help="comma-separated algos (default: the preset's)")
 @click.option("--seeds", "num_seeds", type=int, default=None, help="number of seeds, from --seed on")
