@@ -121,51 +121,93 @@ class CraftaxGoalState(environment.EnvState):
     inner: object  # the craftax EnvState
 
 
-class CraftaxClassicGoals(environment.Environment):
-    """gymnax-style wrapper of Craftax-Classic (no auto-reset) with one-hot observations."""
+class CraftaxGoalsBase(environment.Environment):
+    """gymnax-style wrapper of a craftax game (no auto-reset) with one-hot observations. A subclass names
+    the game: `_make_inner`, `_generate`, `_advance` (-> state, reward, done), `_features`, `obs_dim` and
+    `n_actions` (craftax itself is imported lazily inside those hooks)."""
+
+    obs_dim: int
+    n_actions: int
 
     def __init__(self):
         super().__init__()
-        from craftax.craftax_classic.envs.craftax_symbolic_env import CraftaxClassicSymbolicEnvNoAutoReset
+        self.inner = self._make_inner()
 
-        self.inner = CraftaxClassicSymbolicEnvNoAutoReset()
+    def _make_inner(self):
+        raise NotImplementedError
+
+    def _generate(self, key, params):
+        raise NotImplementedError
+
+    def _advance(self, key, inner, action, params):
+        raise NotImplementedError
+
+    def _features(self, inner) -> jax.Array:
+        raise NotImplementedError
 
     @property
     def default_params(self):
         return self.inner.default_params
 
     def reset_env(self, key, params):
-        from craftax.craftax_classic.world_gen import generate_world
-
-        s = generate_world(key, params, self.inner.static_env_params)
-        return onehot_features(s), CraftaxGoalState(time=s.timestep, inner=s)
+        s = self._generate(key, params)
+        return self._features(s), CraftaxGoalState(time=s.timestep, inner=s)
 
     def step_env(self, key, state, action, params):
-        from craftax.craftax_classic.game_logic import craftax_step, is_game_over
-
-        s, reward = craftax_step(key, state.inner, action, params, self.inner.static_env_params)
-        return onehot_features(s), CraftaxGoalState(time=s.timestep, inner=s), reward, is_game_over(s, params), {}
+        s, reward, done = self._advance(key, state.inner, action, params)
+        return self._features(s), CraftaxGoalState(time=s.timestep, inner=s), reward, done, {}
 
     def is_truncated(self, state, params):
         return jnp.bool_(False)  # is_game_over already ends episodes at max_timesteps
 
     @property
     def num_actions(self) -> int:
-        return 17
+        return self.n_actions
 
     def action_space(self, params=None):
-        return spaces.Discrete(17)
+        return spaces.Discrete(self.n_actions)
 
     def observation_space(self, params):
-        return spaces.Box(0.0, 1.0, (OBS_DIM,), jnp.float32)
+        return spaces.Box(0.0, 1.0, (self.obs_dim,), jnp.float32)
+
+
+def goal_env(env: CraftaxGoalsBase, masks: np.ndarray, names: list[str], num_goals: int | None,
+             name: str) -> GoalEnv:
+    """A GoalEnv over `env` with the first `num_goals` goals of the listing (`masks`: (K, D))."""
+    keep = _take_goals(np.arange(len(names)), num_goals, name)
+    masks = jnp.asarray(masks[keep])
+    ident = lambda x: x  # noqa: E731  (observations already are the binary features)
+    return GoalEnv(env, env.default_params, GoalSpace(masks=masks, goal_inputs=masks),
+                   tuple(names[i] for i in keep), ident, ident, name)
+
+
+class CraftaxClassicGoals(CraftaxGoalsBase):
+    """Craftax-Classic (17 actions, D = 1562)."""
+
+    obs_dim = OBS_DIM
+    n_actions = 17
+
+    def _make_inner(self):
+        from craftax.craftax_classic.envs.craftax_symbolic_env import CraftaxClassicSymbolicEnvNoAutoReset
+
+        return CraftaxClassicSymbolicEnvNoAutoReset()
+
+    def _generate(self, key, params):
+        from craftax.craftax_classic.world_gen import generate_world
+
+        return generate_world(key, params, self.inner.static_env_params)
+
+    def _advance(self, key, inner, action, params):
+        from craftax.craftax_classic.game_logic import craftax_step, is_game_over
+
+        s, reward = craftax_step(key, inner, action, params, self.inner.static_env_params)
+        return s, reward, is_game_over(s, params)
+
+    def _features(self, inner) -> jax.Array:
+        return onehot_features(inner)
 
 
 def make_craftax_classic(num_goals: int | None = None) -> GoalEnv:
     """Goal-conditioned Craftax-Classic with the first `num_goals` of the 136 goals (all when None)."""
     masks, names = goal_listing()
-    keep = _take_goals(np.arange(len(names)), num_goals, "craftax-classic")
-    masks = jnp.asarray(masks[keep])
-    env = CraftaxClassicGoals()
-    ident = lambda x: x  # noqa: E731  (observations already are the binary features)
-    return GoalEnv(env, env.default_params, GoalSpace(masks=masks, goal_inputs=masks),
-                   tuple(names[i] for i in keep), ident, ident, "craftax-classic")
+    return goal_env(CraftaxClassicGoals(), masks, names, num_goals, "craftax-classic")

@@ -27,11 +27,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
-from gymnax.environments import environment, spaces
-
-from .env import GoalEnv, _take_goals
-from .types import GoalSpace
+from .craftax_env import CraftaxGoalsBase, goal_env
+from .env import GoalEnv
 
 VIEW = (9, 11)
 CENTRE = (4, 5)
@@ -221,57 +218,33 @@ def direct_goal_predicates(state) -> jax.Array:
     return jnp.concatenate([jnp.asarray(x, bool).reshape(-1) for x in out])
 
 
-@struct.dataclass
-class CraftaxGoalState(environment.EnvState):
-    inner: object  # the craftax EnvState
+class CraftaxGoals(CraftaxGoalsBase):
+    """Full Craftax (43 actions, D = 9160)."""
 
+    obs_dim = OBS_DIM
+    n_actions = 43
 
-class CraftaxGoals(environment.Environment):
-    """gymnax-style wrapper of full Craftax (no auto-reset) with one-hot observations."""
-
-    def __init__(self):
-        super().__init__()
+    def _make_inner(self):
         from craftax.craftax.envs.craftax_symbolic_env import CraftaxSymbolicEnvNoAutoReset
 
-        self.inner = CraftaxSymbolicEnvNoAutoReset()
+        return CraftaxSymbolicEnvNoAutoReset()
 
-    @property
-    def default_params(self):
-        return self.inner.default_params
-
-    def reset_env(self, key, params):
+    def _generate(self, key, params):
         from craftax.craftax.world_gen.world_gen import generate_world
 
-        s = generate_world(key, params, self.inner.static_env_params)
-        return onehot_features(s), CraftaxGoalState(time=s.timestep, inner=s)
+        return generate_world(key, params, self.inner.static_env_params)
 
-    def step_env(self, key, state, action, params):
+    def _advance(self, key, inner, action, params):
         from craftax.craftax.game_logic import craftax_step, is_game_over
 
-        s, reward = craftax_step(key, state.inner, action, params, self.inner.static_env_params)
-        done = is_game_over(s, params, self.inner.static_env_params)
-        return onehot_features(s), CraftaxGoalState(time=s.timestep, inner=s), reward, done, {}
+        s, reward = craftax_step(key, inner, action, params, self.inner.static_env_params)
+        return s, reward, is_game_over(s, params, self.inner.static_env_params)
 
-    def is_truncated(self, state, params):
-        return jnp.bool_(False)  # is_game_over already ends episodes at max_timesteps
-
-    @property
-    def num_actions(self) -> int:
-        return 43
-
-    def action_space(self, params=None):
-        return spaces.Discrete(43)
-
-    def observation_space(self, params):
-        return spaces.Box(0.0, 1.0, (OBS_DIM,), jnp.float32)
+    def _features(self, inner) -> jax.Array:
+        return onehot_features(inner)
 
 
 def make_craftax(num_goals: int | None = None) -> GoalEnv:
     """Goal-conditioned Craftax with the first `num_goals` of the 512 goals (all when None)."""
     masks, names = goal_listing()
-    keep = _take_goals(np.arange(len(names)), num_goals, "craftax")
-    masks = jnp.asarray(masks[keep])
-    env = CraftaxGoals()
-    ident = lambda x: x  # noqa: E731  (observations already are the binary features)
-    return GoalEnv(env, env.default_params, GoalSpace(masks=masks, goal_inputs=masks),
-                   tuple(names[i] for i in keep), ident, ident, "craftax")
+    return goal_env(CraftaxGoals(), masks, names, num_goals, "craftax")
