@@ -11,6 +11,18 @@ from quietrl.core.config import set_option
 from quietrl.core.errors import UserError
 
 
+
+def _check_run_options(method: str, sparsity: str, seeds: int, agent_steps: int) -> None:
+    """One-line UserError for an unknown --method/--sparsity or a non-positive --seeds/--agent-steps."""
+    from quietrl.arms.types import METHODS, SPARSITY
+
+    if method not in METHODS:
+        raise UserError(f"--method: unknown '{method}'; valid: {', '.join(METHODS)}")
+    if sparsity not in SPARSITY:
+        raise UserError(f"--sparsity: unknown '{sparsity}'; valid: {', '.join(SPARSITY)}")
+    if seeds < 1 or agent_steps < 1:
+        raise UserError("--seeds and --agent-steps must be positive")
+
 @click.group(name="arms")
 def cli():
     """ARMS: learned trajectory-ranking shaping for sparse-reward MAPF, checked against exact Nash sets
@@ -37,17 +49,12 @@ def train_cmd(method, sparsity, agents, grid, seeds, agent_steps, map_path, scen
     from quietrl.arms.env import MAPFEnv, make_env
     from quietrl.arms.experiment import SUB, train_runs
     from quietrl.arms.maps import load_map_file
-    from quietrl.arms.types import METHODS, SPARSITY, EnvConfig, TrainConfig
+    from quietrl.arms.types import SPARSITY, EnvConfig, TrainConfig
     from quietrl.core.config import apply_overrides
     from quietrl.core.runs import RunDir
     from quietrl.core.summary import Row
 
-    if method not in METHODS:
-        raise UserError(f"--method: unknown '{method}'; valid: {', '.join(METHODS)}")
-    if sparsity not in SPARSITY:
-        raise UserError(f"--sparsity: unknown '{sparsity}'; valid: {', '.join(SPARSITY)}")
-    if seeds < 1 or agent_steps < 1:
-        raise UserError("--seeds and --agent-steps must be positive")
+    _check_run_options(method, sparsity, seeds, agent_steps)
     cfg = apply_overrides(TrainConfig(method=method, total_agent_steps=agent_steps), list(overrides))
     if map_path is not None:
         bank = load_map_file(map_path, agents, seed=seed, scen=scen)
@@ -240,15 +247,10 @@ def compare_cmd(quick, extended, executor, workers, seed, out, overrides):
 def sweep_cmd(method, sparsity, agents, grid, seeds, envs, agent_steps, executor, workers, seed, out):
     """Exploration sweep (E5): c_ent in {0, .01, .013, .02, .05} x seeds; oscillation flags and final ISR."""
     from quietrl.arms.experiment import SUB, exploration_sweep
-    from quietrl.arms.types import METHODS, SPARSITY, EnvConfig, TrainConfig
+    from quietrl.arms.types import EnvConfig, TrainConfig
     from quietrl.core.runs import RunDir
 
-    if method not in METHODS:
-        raise UserError(f"--method: unknown '{method}'; valid: {', '.join(METHODS)}")
-    if sparsity not in SPARSITY:
-        raise UserError(f"--sparsity: unknown '{sparsity}'; valid: {', '.join(SPARSITY)}")
-    if seeds < 1 or agent_steps < 1:
-        raise UserError("--seeds and --agent-steps must be positive")
+    _check_run_options(method, sparsity, seeds, agent_steps)
     EnvConfig(grid_size=grid, num_agents=agents)  # validates (ConfigError: exit 2)
     TrainConfig(num_envs=envs)
     pool = _executor(executor, workers)
