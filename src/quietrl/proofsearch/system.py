@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 
+from quietrl.proofsearch import canonical
 from quietrl.proofsearch.constraints import Constraints, goal_kind, simplify
-from quietrl.proofsearch.formulas import free_vars, goal_formula, guarded, mentions_last, show
+from quietrl.proofsearch.formulas import free_vars, goal_formula, guarded, mentions_last
 from quietrl.proofsearch.ranking import HEURISTICS, _rank
 from quietrl.proofsearch.sources import SourceLimits, refinement_formulas, solve_with_sources
 from quietrl.proofsearch.types import Formula, Lemma, Theory
@@ -104,18 +104,9 @@ class System:
         return "open"
 
     def to_json(self) -> str:
-        """Canonical JSON (sorted keys, no whitespace variation) with the theory's fingerprint."""
-        cs = self.constraints
-        return json.dumps({
-            "theory": self.theory_fingerprint, "lemma": self.lemma,
-            "formulas": [show(f) for f in self.formulas], "restrictions": [show(f) for f in self.restrictions],
-            "nodes": [[str(n), inst.name, [str(f) for f in inst.premises], [str(f) for f in inst.actions],
-                       [str(f) for f in inst.conclusions]] for n, inst in cs.nodes],
-            "less": [[str(a), str(b)] for a, b in cs.less],
-            "open_formulas": [show(f) for f in cs.formulas],
-            "goals": [[goal_kind(g), g.text, age, solved] for g, age, solved in cs.goals],
-            "contradiction": cs.contradiction, "simplified": self.simplified,
-        }, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        """Canonical JSON (invariant under variable renaming, with the theory's fingerprint): the one
+        serialisation, :func:`quietrl.proofsearch.canonical.state_to_json`."""
+        return canonical.state_to_json(self)
 
 
 def theory_fingerprint(theory: Theory) -> str:
