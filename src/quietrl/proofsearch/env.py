@@ -26,7 +26,7 @@ from typing import Any
 
 from quietrl.core.errors import UserError
 from quietrl.proofsearch import canonical, proofcheck
-from quietrl.proofsearch.prover import ProofNode, _Ctx
+from quietrl.proofsearch.prover import ProofNode, confirm_trace
 from quietrl.proofsearch.system import Method, System, apply, initial_system, methods
 from quietrl.proofsearch.types import EXISTS_TRACE, Lemma, Theory
 
@@ -76,7 +76,7 @@ class Confirmer:
     """Confirms trace candidates with the engine's replayer (the same checks the greedy prover makes)."""
 
     def __init__(self, theory: Theory, lemma: Lemma):
-        self._ctx = _Ctx(theory, lemma, 0)
+        self.theory, self.lemma = theory, lemma
         self._memo: dict[int, tuple[System, str]] = {}
 
     def __call__(self, state: System) -> str:
@@ -84,8 +84,7 @@ class Confirmer:
         hit = self._memo.get(id(state))
         if hit is not None and hit[0] is state:
             return hit[1]
-        self._ctx.trace = None
-        why = self._ctx.confirm(state)
+        why, _ = confirm_trace(self.theory, self.lemma, state)
         self._memo[id(state)] = (state, why)
         return why
 

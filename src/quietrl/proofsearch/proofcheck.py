@@ -218,12 +218,11 @@ def check_proof(theory: Theory, lemma: Lemma | str, node) -> CheckReport:
     closed (see the module docstring). A tree holding a ``SOLVED`` leaf may leave out sibling cases (a proof
     cut to its trace); any other tree must cover every case.
     """
-    from quietrl.proofsearch.prover import _Ctx
+    from quietrl.proofsearch.prover import confirm_trace
     from quietrl.proofsearch.system import apply, initial_system, methods
 
     lem = _lemma(theory, lemma)
     problems: list[str] = []
-    ctx = _Ctx(theory, lem, 1)
     cut = _has_solved(node)
     stats = {"steps": 0, "trace": False}
 
@@ -245,7 +244,7 @@ def check_proof(theory: Theory, lemma: Lemma | str, node) -> CheckReport:
                 if status != "solved":
                     problems.append(f"{where(path, n)}: SOLVED but the system is {status}")
                 else:
-                    why = ctx.confirm(state)
+                    why, _ = confirm_trace(theory, lem, state)
                     if why:
                         problems.append(f"{where(path, n)}: SOLVED but {why}")
                     else:

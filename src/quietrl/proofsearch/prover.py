@@ -169,10 +169,35 @@ def prove_all(theory: Theory, names: list[str] | None = None, max_steps: int = 2
     return [done[lem.name] for lem in theory.lemmas if lem.name in wanted]
 
 
+def confirm_trace(theory: Theory, lemma: Lemma, state: System) -> tuple[str, tuple[Step, ...] | None]:
+    """Replay the trace candidate ``state`` (a solved system) forwards: ``('', trace)`` if it is a genuine
+    witness for the lemma's verdict (replayer, restrictions, lemma evaluated), else ``(why not, None)``."""
+    from quietrl.proofsearch.parser import _actions
+
+    formulas = [lemma.formula] + [r.formula for r in theory.restrictions]
+    if any(a.fact.name in ("KU", "KD") for f in formulas for a in _actions(f)):
+        # Our traces carry isend's K actions but not the intruder's construction (KU) actions.
+        return "trace candidate not judged: the formula mentions KU, which the replayer does not model", None
+    try:
+        trace = trace_of(theory, state.constraints)
+    except ValueError as e:
+        return f"trace candidate rejected: {e}", None
+    r = replay(theory, trace)
+    if not r.ok:
+        return f"trace candidate rejected by the replayer: {r.reason}", None
+    for restr in theory.restrictions:
+        if not holds(theory, trace, restr.formula):
+            return f"trace candidate violates restriction {restr.name}", None
+    want = lemma.trace_quantifier == EXISTS_TRACE
+    if holds(theory, trace, lemma.formula) != want:
+        return "trace candidate does not " + ("satisfy" if want else "violate") + " the lemma", None
+    return "", tuple(trace)
+
+
 class _Ctx:
     def __init__(self, theory: Theory, lemma: Lemma, budget: int):
         self.theory, self.lemma, self.budget = theory, lemma, budget
-        self.trace: list[Step] | None = None
+        self.trace: tuple[Step, ...] | None = None
         self.bound = 4
         self.hit_bound = False
         self.nonexhaustive = False
@@ -183,27 +208,10 @@ class _Ctx:
 
     def confirm(self, state: System) -> str:
         """Replay a trace candidate; '' if it is a genuine witness for the verdict, else why not."""
-        from quietrl.proofsearch.parser import _actions
-
-        formulas = [self.lemma.formula] + [r.formula for r in self.theory.restrictions]
-        if any(a.fact.name in ("KU", "KD") for f in formulas for a in _actions(f)):
-            # Our traces carry isend's K actions but not the intruder's construction (KU) actions.
-            return "trace candidate not judged: the formula mentions KU, which the replayer does not model"
-        try:
-            trace = trace_of(self.theory, state.constraints)
-        except ValueError as e:
-            return f"trace candidate rejected: {e}"
-        r = replay(self.theory, trace)
-        if not r.ok:
-            return f"trace candidate rejected by the replayer: {r.reason}"
-        for restr in self.theory.restrictions:
-            if not holds(self.theory, trace, restr.formula):
-                return f"trace candidate violates restriction {restr.name}"
-        want = self.lemma.trace_quantifier == EXISTS_TRACE
-        if holds(self.theory, trace, self.lemma.formula) != want:
-            return "trace candidate does not " + ("satisfy" if want else "violate") + " the lemma"
-        self.trace = trace
-        return ""
+        why, trace = confirm_trace(self.theory, self.lemma, state)
+        if not why:
+            self.trace = trace
+        return why
 
 
 def _search(state: System, ctx: _Ctx, depth: int) -> ProofNode:
