@@ -105,7 +105,7 @@ def test_monte_carlo_user_mdp():
         def step(self, s, a, rng):
             return s, 5.0
 
-    with pytest.raises(UserError, match="episode 0, step 1"):
+    with pytest.raises(UserError, match="episode 1, step 1"):
         monte_carlo_value(Bad(), lambda h, s: 1, 10, np.random.default_rng(0))
 
 

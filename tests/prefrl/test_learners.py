@@ -77,3 +77,27 @@ def test_theory_beta_mode_is_conservative_and_finite():
             learner.update(env.rollout(p1, rng), env.rollout(p2, rng), 1)
     assert np.isfinite(th.beta_r()) and th.beta_r() > 10 * const.beta_r()
     assert th.kappa > 1e4  # cH(r_max - r_min) = 12 on the chain: kappa ~ e^12
+
+
+def test_exact_reward_mode_learns_and_keeps_exact_widths():
+    """ucb on the exact (dual, incremental-Cholesky) reward model: learns the chain, and after 150 episodes
+    its cached widths equal a from-scratch factorisation and, the delta kernel's features being exact, the
+    primal confidence widths of the same data."""
+    env = chain()
+    res = run_learner(env, LearnerConfig(algo="ucb", reward_features="exact"), 150, 0)
+    uniform_per_episode = 2 * (env.optimal_value - env.uniform_value())
+    assert res.regret[-50:].mean() < 0.25 * uniform_per_episode
+    rng = np.random.default_rng(1)
+    exact = make_learner(env, LearnerConfig(algo="ucb", reward_features="exact"), rng)
+    primal = make_learner(env, LearnerConfig(algo="ucb"), rng)
+    for _ in range(40):
+        p1, p2 = exact.select_pair()
+        t1, t2, o = env.rollout(p1, rng), env.rollout(p2, rng), int(rng.random() < 0.5)
+        exact.update(t1, t2, o)
+        primal.update(t1, t2, o)
+    m = exact.reward_model.model
+    assert m.n == 41  # 40 episodes and the gauge row
+    assert np.allclose(m.widths(), m.batch_widths(), atol=1e-8)
+    assert np.allclose(exact.reward_model.widths(), primal.reward_model.widths(), atol=1e-6)
+    with pytest.raises(ConfigError, match="reward_features=exact"):
+        LearnerConfig(algo="perturbed", reward_features="exact")

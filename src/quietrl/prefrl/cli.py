@@ -25,7 +25,8 @@ def _config(algo, overrides):
 
 @cli.command("run")
 @click.option("--algo", default="ucb", show_default=True, help="uniform|greedy|ucb|ucb_centred|perturbed|maxinfo|oracle_ucb")
-@click.option("--env", "env_name", default="chain", show_default=True, help="bumps1d|bumps2d|chain")
+@click.option("--env", "env_name", default="chain", show_default=True,
+              help="bumps1d|bumps2d|chain, or module:factory returning a GriddedMDP (a user MDP).")
 @click.option("--episodes", default=1000, show_default=True, type=int)
 @click.option("--horizon", default=None, type=int, help="Override the env's horizon H.")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -81,8 +82,8 @@ def regret_cmd(envs, algos, episodes, seeds, workers, out, overrides):
         if a not in ALGOS:
             raise UserError(f"--algos: unknown '{a}'; valid: {', '.join(ALGOS)}")
     for e in envs:
-        if e not in ENV_NAMES:
-            raise UserError(f"--env: unknown '{e}'; valid: {', '.join(ENV_NAMES)}")
+        if e not in ENV_NAMES and ":" not in e:
+            raise UserError(f"--env: unknown '{e}'; valid: {', '.join(ENV_NAMES)} or module:factory")
     if seeds < 1 or workers < 1 or (episodes is not None and episodes < 5):
         raise UserError("--seeds and --workers must be >= 1 and --episodes >= 5")
     cfg = apply_overrides(LearnerConfig(), list(overrides))  # validates the overrides once, up front

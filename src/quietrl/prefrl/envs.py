@@ -274,13 +274,32 @@ ENV_NAMES = ("bumps1d", "bumps2d", "chain")
 
 
 def make_env(name: str, horizon: int | None = None) -> GriddedMDP:
-    """Environment by name (one of ENV_NAMES); ``horizon`` overrides the default H."""
+    """Environment by name: one of ENV_NAMES, or ``"package.module:factory"`` for a user-supplied gridded
+    MDP (``factory(horizon=...)`` or ``factory()`` returning a :class:`GriddedMDP`, e.g. via ``from_arrays``).
+    ``horizon`` overrides the default H."""
     makers = {"bumps1d": bumps1d, "bumps2d": bumps2d, "chain": chain}
-    if name not in makers:
-        raise UserError(f"unknown env '{name}'; valid envs: {', '.join(ENV_NAMES)}")
+    if name not in makers and ":" not in name:
+        raise UserError(f"unknown env '{name}'; valid envs: {', '.join(ENV_NAMES)} or module:factory")
     if horizon is not None and (not isinstance(horizon, (int, np.integer)) or horizon <= 0):
         raise UserError(f"--horizon must be a positive integer, got {horizon}")
-    return makers[name]() if horizon is None else makers[name](horizon=int(horizon))
+    factory = makers[name] if name in makers else _user_factory(name)
+    env = factory() if horizon is None else factory(horizon=int(horizon))
+    if not isinstance(env, GriddedMDP):
+        raise UserError(f"env '{name}': the factory returned {type(env).__name__}, not a GriddedMDP (see from_arrays)")
+    return env
+
+
+def _user_factory(spec: str) -> Callable:
+    import importlib
+
+    mod_name, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"env '{spec}': cannot load the factory ({type(e).__name__}: {e})") from None
+    if not callable(factory):
+        raise UserError(f"env '{spec}': {attr} is not callable")
+    return factory
 
 
 class EpisodicMDP(Protocol):
@@ -311,7 +330,7 @@ def monte_carlo_value(
         for h in range(mdp.horizon):
             s, rew = mdp.step(s, policy_fn(h, s), rng)
             if not lo - 1e-9 <= rew <= hi + 1e-9:
-                raise UserError(f"reward {rew:.4g} outside the declared range [{lo}, {hi}] at episode {e}, step {h + 1}")
+                raise UserError(f"reward {rew:.4g} outside the declared range [{lo}, {hi}] at episode {e + 1}, step {h + 1}")
             total += rew
         returns[e] = total
     return float(returns.mean()), float(returns.std(ddof=1) / np.sqrt(episodes))

@@ -171,12 +171,14 @@ def study_table(results: dict[str, list[RunResult]]) -> dict[str, dict[str, Any]
 
 
 def format_table(table: dict[str, dict[str, Any]]) -> str:
-    """Plain-text table: algo, cumulative regret +- s.e., slope [CI], local slope, s/episode."""
-    lines = [f"{'algo':<12}{'cum.regret':>16}{'slope':>8}{'95% CI':>18}{'local':>8}{'s/ep':>9}"]
+    """Plain-text table: algo, cumulative regret (both policies) +- s.e., each policy's share, slope [CI],
+    local slope, s/episode (the learner's time per episode, exact evaluation excluded)."""
+    lines = [f"{'algo':<12}{'cum.regret':>16}{'pi1':>9}{'pi2':>9}{'slope':>8}{'95% CI':>18}{'local':>8}{'s/ep':>9}"]
     for a, t in table.items():
         lo, hi = t["slope_ci"]
         lines.append(
-            f"{a:<12}{t['cum_regret']:>10.1f} ±{t['cum_regret_se']:<5.1f}{t['slope']:>8.3f}"
+            f"{a:<12}{t['cum_regret']:>10.1f} ±{t['cum_regret_se']:<5.1f}{t['cum_regret_pi1']:>9.1f}"
+            f"{t['cum_regret_pi2']:>9.1f}{t['slope']:>8.3f}"
             f"{f'[{lo:.3f}, {hi:.3f}]':>18}{t['local_slope']:>8.3f}{t['s_per_episode']:>9.4f}"
         )
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from quietrl.core.errors import UserError
 from quietrl.prefrl.envs import GriddedMDP, Trajectory
 from quietrl.prefrl.estimators import (
+    ExactRewardModel,
     PreferenceRewardModel,
     RidgeRewardModel,
     TransitionModel,
@@ -35,7 +36,7 @@ from quietrl.prefrl.oracle import BTLOracle
 from quietrl.prefrl.planning import action_blocks, expand_blocks, feature_occupancy, plan_linear
 from quietrl.prefrl.types import LearnerConfig, RunResult
 
-__all__ = ["Learner", "make_learner", "run_learner", "default_kernel"]
+__all__ = ["Learner", "ExactReward", "make_learner", "run_learner", "default_kernel"]
 
 
 _DEFAULT_INDUCING = {"bumps1d": 30, "bumps2d": 36}
@@ -67,10 +68,14 @@ class Learner(abc.ABC):
         with jax.enable_x64(True):
             self._plan_F = jax.numpy.asarray(Phi_S if self._blocked else Phi)  # device copy, made once
         self.kappa = kappa_btl(cfg.temperature, env.horizon, env.reward_range) if cfg.beta_mode == "theory" else 1.0
-        self.reward_model = PreferenceRewardModel(
-            self.Phi, cfg.temperature, cfg.lam_r, cfg.rho, self.kappa, solver=cfg.solver,
-            hessian_refresh=cfg.hessian_refresh, Phi_S=Phi_S,
-        )
+        self._exact = cfg.reward_features == "exact"
+        if self._exact:
+            self.reward_model = ExactReward(kernel(env.features), cfg.lam_r, cfg.rho, cfg.temperature)
+        else:
+            self.reward_model = PreferenceRewardModel(
+                self.Phi, cfg.temperature, cfg.lam_r, cfg.rho, self.kappa, solver=cfg.solver,
+                hessian_refresh=cfg.hessian_refresh, Phi_S=Phi_S,
+            )
         self.trans = TransitionModel(self.Phi, self.S, cfg.lam_P, Phi_S=Phi_S)
         self.episodes = 0
         self.recent_pi2: list[np.ndarray] = []  # per-step z indices of recent pi2 rollouts (centred bonus)
@@ -124,8 +129,10 @@ class Learner(abc.ABC):
         """Add both trajectories' transitions and the preference; refit every ``refit_every`` episodes."""
         z1, z2 = tau1.z(self.A), tau2.z(self.A)
         self.trans.add(np.concatenate([z1, z2]), np.concatenate([tau1.states[1:], tau2.states[1:]]))
-        x = self.Phi[z1].sum(0) - self.Phi[z2].sum(0)
-        self.reward_model.add(x, label)
+        if self._exact:
+            self.reward_model.add_episode(z1, z2, label)
+        else:
+            self.reward_model.add(self.Phi[z1].sum(0) - self.Phi[z2].sum(0), label)
         self.recent_pi2.append(z2)
         if len(self.recent_pi2) > self.cfg.centre_window:
             self.recent_pi2.pop(0)
@@ -136,6 +143,32 @@ class Learner(abc.ABC):
     def reward_estimate(self) -> np.ndarray | None:
         """Current reward estimate on the grid (|Z|,), or None."""
         return self.reward_model.reward() if hasattr(self, "reward_model") else None
+
+
+class ExactReward:
+    """The exact (dual) kernel reward model behind the calls a learner makes of a reward model: episodes
+    enter as visited state-action indices; the refit is the dual Newton-PCG MLE warm-started from the last
+    one; widths ||phi(z)||_{V_n^{-1}} are the cached exact ones. Buffers grow by doubling."""
+
+    def __init__(self, Kzz: np.ndarray, lam: float, rho: float, c: float):
+        self.model = ExactRewardModel(Kzz, lam=lam, rho=rho, c=c)
+
+    def reserve(self, episodes: int) -> None:
+        pass  # the model doubles its buffers when full (a reserve would hold an (N, |Z|) array from the start)
+
+    def add_episode(self, z1: np.ndarray, z2: np.ndarray, label: int) -> None:
+        self.model.add(z1, z2, label)
+
+    def refit(self, newton_steps: int = 3):
+        return self.model.refit(newton_steps=newton_steps)
+
+    def reward(self, theta=None) -> np.ndarray:
+        if theta is not None:
+            raise UserError("the exact reward model has no parameter vector to perturb (use reward_features=nystrom)")
+        return self.model.reward()
+
+    def widths(self) -> np.ndarray:
+        return self.model.widths()
 
 
 class Uniform(Learner):
@@ -271,7 +304,7 @@ def _run(env, cfg, episodes, seed, progress):
         t0 = time.perf_counter()
         p1, p2 = learner.select_pair()
         tau1, tau2 = env.rollout(p1, env_rng), env.rollout(p2, env_rng)
-        o = oracle(tau1.rewards, tau2.rewards, n, env_rng)
+        o = oracle(tau1.rewards, tau2.rewards, n + 1, env_rng)  # episodes and steps are 1-based in errors
         learner.update(tau1, tau2, o)
         secs[n] = time.perf_counter() - t0
         v1[n], v2[n] = env.evaluate(p1), env.evaluate(p2)

@@ -48,7 +48,8 @@ class BTLOracle:
             raise ConfigError(f"oracle reward range must have r_min < r_max, got {self.reward_range}")
 
     def check(self, rewards: np.ndarray, episode: int, which: int) -> None:
-        """Raise UserError if any reward of one trajectory is outside the range (steps are 1-based)."""
+        """Raise UserError if any reward of one trajectory is outside the range (``episode`` as given, the
+        learners pass it 1-based; steps are 1-based)."""
         lo, hi = self.reward_range
         rewards = np.asarray(rewards, dtype=np.float64)
         bad = np.nonzero((rewards < lo - self.tolerance) | (rewards > hi + self.tolerance) | ~np.isfinite(rewards))[0]

@@ -25,6 +25,9 @@ class LearnerConfig:
     as the confidence-matrix ridge). solver: the logistic MLE's (newton_iters iterations per refit either way);
     hessian_refresh: Newton keeps its Hessian factor until the data have grown by this factor (1 = refresh
     at every refit; lagging it makes a refit O(n m) instead of O(n m^2)). bonus: "absolute" ||phi(z)||_{V^-1} or "centred" ||phi(z) - m_h||.
+    reward_features: "nystrom" (primal MLE on Nyström features) or "exact" (the dual kernel model with
+    incremental Cholesky, O(n^2) per episode; ucb/greedy with the absolute bonus and constant beta only).
+    Transitions always use Nyström features.
     """
 
     algo: Literal["uniform", "greedy", "ucb", "ucb_centred", "perturbed", "maxinfo", "oracle_ucb"] = "ucb"
@@ -48,6 +51,7 @@ class LearnerConfig:
     pool_size: int = 4
     oracle_noise: float = 0.1
     temperature: float = 1.0
+    reward_features: Literal["nystrom", "exact"] = "nystrom"
 
     def __post_init__(self):
         from quietrl.prefrl.kernels import KERNEL_NAMES
@@ -71,6 +75,13 @@ class LearnerConfig:
             raise ConfigError(f"solver: unknown '{self.solver}'; valid: newton, lbfgs")
         if not self.hessian_refresh >= 1.0:
             raise ConfigError(f"hessian_refresh must be >= 1, got {self.hessian_refresh}")
+        if self.reward_features not in ("nystrom", "exact"):
+            raise ConfigError(f"reward_features: unknown '{self.reward_features}'; valid: nystrom, exact")
+        if self.reward_features == "exact" and (
+            self.algo not in ("ucb", "greedy") or self.bonus != "absolute" or self.beta_mode != "constant"
+        ):
+            raise ConfigError("reward_features=exact supports algo ucb or greedy with bonus=absolute and "
+                              f"beta_mode=constant, got algo={self.algo}, bonus={self.bonus}, beta_mode={self.beta_mode}")
         if self.inducing_states is not None and self.inducing_states < 1:
             raise ConfigError(f"inducing_states must be >= 1 or None, got {self.inducing_states}")
 
