@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import re
 import statistics
 import sys
 import time
@@ -176,10 +177,15 @@ def tamarin_proofs(root: Path, only: str = "") -> list[tuple[Path, str, str]]:
 
 def _match_method(text: str, offered: list):
     """Our offered method for Tamarin's step ``text``: exact text, else equal after mapping index suffixes,
-    else equal after renaming variables by first occurrence (ties: our ranking order)."""
+    else equal without them, else equal after renaming variables by first occurrence (ties: our ranking
+    order)."""
     from quietrl.proofsearch.render import normalise_goal
 
-    for key in (lambda t: " ".join(t.split()), lambda t: normalise_goal(t, rename=False), normalise_goal):
+    def unsuffixed(t: str) -> str:  # index suffixes dropped: Tamarin's ~nc is our ~nc.1, not our ~ns
+        return re.sub(r"\.\d+", "", " ".join(t.split()))
+
+    for key in (lambda t: " ".join(t.split()), lambda t: normalise_goal(t, rename=False), unsuffixed,
+                normalise_goal):
         want = key(text)
         for m in offered:
             if key(m.text()) == want:

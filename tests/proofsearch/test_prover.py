@@ -101,7 +101,7 @@ def test_start_before_stop_matches_tamarins_proof(protocols):
     # The assumed lemma is proved first (by induction); only then does the verdict count.
     (alone,) = prove_all(th, ["Start_before_Stop"], max_steps=40)
     assert alone.verdict == VERIFIED and alone.assumes == ()
-    (starved,) = prove_all(th, ["Start_before_Stop"], max_steps=3)  # too small a budget for the helper
+    (starved,) = prove_all(th, ["Start_before_Stop"], max_steps=2)  # too small a budget for the helper (3 steps)
     assert starved.verdict == INCOMPLETE and "Start_before_Loop" in starved.reason
 
 

@@ -89,11 +89,12 @@ class DisjGoal:
 
 @dataclasses.dataclass(frozen=True)
 class ChainGoal:
-    """A pending deconstruction chain: ``target`` is obtained by at least one deconstruction step (unpairing
-    or a public destructor equation) from ``start``, a subterm of the message that node ``src`` sent with
-    its conclusion ``conc``; the result is known at ``node`` (the node of the ``!KU( target )`` goal it
-    serves). Offered only once ``start`` is no longer a message variable (Tamarin offers no chain from a
-    message variable: solving a premise goal first instantiates it)."""
+    """A pending deconstruction chain: ``target`` is obtained by zero or more deconstruction steps
+    (unpairing or a public destructor equation) from ``start``, a message variable inside the message that
+    node ``src`` sent with its conclusion ``conc`` when the chain was made; the result is known at ``node``
+    (the node of the ``!KU( target )`` goal it serves). Offered only once ``start`` is no longer a message
+    variable (Tamarin offers no chain from a message variable: solving a premise goal first instantiates
+    it); zero steps is Tamarin's direct edge."""
 
     src: Var
     conc: int
@@ -179,12 +180,17 @@ class Constraints:
         (the intruder may choose any message there) or on a public name or nullary public symbol."""
         fresh = {v for _, inst in self.nodes for p in inst.premises if p.name == "Fr"
                  for v in T.vars_of(p.args[0])}
-        return [g for g in self.open_goals() if not _trivial_ku(g, fresh)
-                and not (isinstance(g, ChainGoal) and isinstance(g.start, Var))]
+        return [g for g in self.open_goals() if not _trivial_ku(g, fresh) and not _from_msg_var(g)]
 
     def pending_chains(self) -> list[ChainGoal]:
-        """Open chains that start at a message variable: not solvable until a premise goal binds it."""
-        return [g for g in self.open_goals() if isinstance(g, ChainGoal) and isinstance(g.start, Var)]
+        """Open chains that start at a message variable: not solvable until a premise goal binds it (a
+        system whose other goals are all solved is solved, as in Tamarin: the variable can be the chain's
+        end itself, see :func:`close_open_chains`)."""
+        return [g for g in self.open_goals() if _from_msg_var(g)]
+
+
+def _from_msg_var(g) -> bool:
+    return isinstance(g, ChainGoal) and isinstance(g.start, Var) and g.start.sort is Sort.MSG
 
 
 def _trivial_ku(g, fresh: set) -> bool:
@@ -260,6 +266,7 @@ class _Work:
         self.contradiction = cs.contradiction
         self.edges: list[tuple[tuple[Var, int], tuple[Var, int]]] = list(cs.edges)
         self.exhaustive = cs.exhaustive
+        self.dead = False  # the case dies inside the step (no trace, and no contradiction leaf either)
         # Names in use per (name, sort): Tamarin's ~x, $x and x are different variables.
         if cs._used is None:
             used: dict[tuple[str, Sort], int] = {}
@@ -339,13 +346,31 @@ class _Work:
                 return f
             return Fact(f.name, args, f.persistent, f.annotations, f.pos)
 
+        def node_fact(f: Fact) -> Fact:
+            # N1: rule instances stay in normal form. A substitution that makes one reducible is one
+            # Tamarin's unification discards (another variant of the rule covers that instance): the case
+            # dies inside the step.
+            args = []
+            for a in f.args:
+                b = T.apply(a, s)
+                if b is not a:
+                    nb = self.R.normalize(b)
+                    if nb != b:
+                        self.dead = True
+                    b = nb
+                args.append(b)
+            if all(x is y for x, y in zip(args, f.args)):
+                return f
+            return Fact(f.name, tuple(args), f.persistent, f.annotations, f.pos)
+
         def node(v: Var) -> Var:
             t = s.get(v, v)
             assert isinstance(t, Var)
             return t
 
-        self.nodes = {node(n): RuleInstance(i.name, tuple(map(fact, i.premises)), tuple(map(fact, i.actions)),
-                                            tuple(map(fact, i.conclusions))) for n, i in self.nodes.items()}
+        self.nodes = {node(n): RuleInstance(i.name, tuple(map(node_fact, i.premises)),
+                                            tuple(map(node_fact, i.actions)), tuple(map(node_fact, i.conclusions)))
+                      for n, i in self.nodes.items()}
         self.less = [(node(a), node(b)) for a, b in self.less]
         self.edges = [((node(a), i), (node(b), j)) for (a, i), (b, j) in self.edges]
         self.last = node(self.last) if self.last is not None else None
@@ -456,6 +481,8 @@ class _Work:
             if self.nodes[node] != inst:
                 raise Unsupported("merging two rule instances at one node")
             return
+        if any(self.R.normalize(a) != a for f in inst.premises + inst.actions + inst.conclusions for a in f.args):
+            self.dead = True  # N1: a reducible instance is covered by another variant of the rule
         self.nodes[node] = inst
         for i, p in enumerate(inst.premises):
             if p.name == "Fr":
@@ -486,7 +513,10 @@ class _Work:
                             tuple(map(fact, rule.conclusions)))
 
     def unique_action_rules(self) -> bool:
-        """S_@ when exactly one rule variant can produce an open action goal; True if something changed."""
+        """S_@ for action goals whose fact (name and arity) is the action of exactly one rule of the theory
+        (Tamarin's ``solveUniqueActions``): solved when one variant (or the node's one action) unifies, the
+        case dies silently when none does; True if something changed."""
+        unique = _unique_action_tags(self.theory)
         for g, entry in list(self.goals.items()):
             if entry[1] or not isinstance(g, ActionGoal) or g.fact.name in ("KU", "KD"):
                 continue
@@ -497,11 +527,13 @@ class _Work:
                 self.place(g.node, RuleInstance("isend", (Fact("KU", (m,)),), (Fact("K", (m,)),),
                                                 (Fact("In", (m,)),)))
                 return True
+            if (g.fact.name, len(g.fact.args)) not in unique:
+                continue
             if g.node in self.nodes:
                 inst = self.nodes[g.node]
                 cands = [a for a in inst.actions if T.unify1(a_key(a), a_key(g.fact)) is not None]
                 if not cands:
-                    self.contradict("from formulas")
+                    self.dead = True
                     return True
                 if len(cands) == 1:
                     s = T.unify1(a_key(cands[0]), a_key(g.fact))
@@ -529,9 +561,125 @@ class _Work:
                 self.place(g.node, _subst_inst(inst, s))
                 return True
             if not options:
-                self.contradict("from formulas")
+                self.dead = True
                 return True
         return False
+
+    def eval_disjunctions(self) -> bool:
+        """Tamarin's atom valuation on open disjunctions: a disjunct that is ``last(#i)`` or ``#i < #j``
+        (or ``#i = #j`` of time points) is decided by the ordering when it can be; a true disjunct solves
+        the disjunction, false ones leave it (the rest becomes a new disjunction, or a plain formula when
+        one remains, none: ``from formulas``). True if something changed."""
+        succ: dict[Var, set[Var]] = {}
+        for a, b in self.less + [(a, b) for (a, _), (b, _) in self.edges]:
+            succ.setdefault(a, set()).add(b)
+        in_trace = set(self.nodes) | {g.node for g in self.goals if isinstance(g, ActionGoal)}
+
+        def value(d: Formula) -> bool | None:
+            if isinstance(d, Last):
+                if self.last == d.node:
+                    return True
+                if any(n != d.node and n in in_trace for n in _reach_set(succ, d.node)):
+                    return False
+                if self.last is not None and self.distinct_nodes(d.node, self.last):
+                    return False
+                return None
+            if isinstance(d, Less):
+                if _reaches(succ, d.left, d.right):
+                    return True
+                if d.left == d.right or _reaches(succ, d.right, d.left):
+                    return False
+                if self.last == d.left and d.right in in_trace:
+                    return False
+                if self.last == d.right and d.left in in_trace and self.distinct_nodes(d.left, d.right):
+                    return True
+                return None
+            if isinstance(d, Not) and isinstance(d.body, (Last, Less)):
+                v = value(d.body)
+                return None if v is None else not v
+            return None
+
+        for g, entry in list(self.goals.items()):
+            if entry[1] or not isinstance(g, DisjGoal):
+                continue
+            vals = [value(d) for d in g.disjuncts]
+            if True in vals:
+                entry[1] = True
+                return True
+            if False not in vals:
+                continue
+            entry[1] = True
+            rest = [d for d, v in zip(g.disjuncts, vals) if v is not False]
+            if not rest:
+                self.contradict("from formulas")
+            elif len(rest) == 1:
+                self.add_formula(rest[0])
+            else:
+                self.add_goal(DisjGoal(tuple(rest)))
+            return True
+        return False
+
+    def distinct_nodes(self, a: Var, b: Var) -> bool:
+        """Whether time points ``a`` and ``b`` are surely different nodes: both hold rule instances that no
+        substitution makes equal (different rules)."""
+        ia, ib = self.nodes.get(a), self.nodes.get(b)
+        return ia is not None and ib is not None and ia.name != ib.name
+
+    def negative_orderings(self) -> bool:
+        """``¬(#i < #j)`` for two surely different nodes means ``#j < #i`` (time points are totally
+        ordered). True if an ordering was added."""
+        added = False
+        succ: dict[Var, set[Var]] = {}
+        for x, y in self.less + [(x, y) for (x, _), (y, _) in self.edges]:
+            succ.setdefault(x, set()).add(y)
+        for f in self.formulas:
+            if isinstance(f, Not) and isinstance(f.body, Less):
+                a, b = f.body.left, f.body.right
+                if _reaches(succ, a, b) or _reaches(succ, b, a):
+                    continue  # already decided: ``from formulas``, or nothing to add
+                if self.distinct_nodes(a, b):
+                    self.less.append((b, a))
+                    added = True
+        return added
+
+    def injective_order(self) -> bool:
+        """Injective facts (see :func:`_injective_tags`): at most one ``F(t, ..)`` exists at a time, so a node
+        ``j`` that uses ``F(t, ..)`` after the producer ``i`` of an edge ``i -> k`` carrying ``F(t, ..)`` is not
+        before ``k`` (Tamarin's non-injective fact instances): ``k <= j``, so ``k`` precedes every node after
+        ``j`` (a ``j`` strictly between ``i`` and ``k`` thus closes a cycle, as in Tamarin's proofs). True if
+        an ordering was added."""
+        tags = _injective_tags(self.theory)
+        if not tags or not self.edges:
+            return False
+        succ: dict[Var, set[Var]] = {}
+        for a, b in self.less + [(a, b) for (a, _), (b, _) in self.edges]:
+            succ.setdefault(a, set()).add(b)
+        users: dict[tuple[str, Term], list[Var]] = {}
+        for n, inst in self.nodes.items():
+            for f in inst.premises + inst.conclusions:
+                if f.name in tags and f.args:
+                    users.setdefault((f.name, f.args[0]), []).append(n)
+        added = False
+        for (i, ci), (k, _) in self.edges:
+            inst = self.nodes.get(i)
+            if inst is None or ci >= len(inst.conclusions):
+                continue
+            f = inst.conclusions[ci]
+            if f.name not in tags or not f.args:
+                continue
+            for j in dict.fromkeys(users.get((f.name, f.args[0]), ())):
+                if j in (i, k) or not _reaches(succ, i, j):
+                    continue
+                # (j strictly between i and k, Tamarin's non-injective instance, ends up cyclic here.)
+                for m in sorted(succ.get(j, ()), key=lambda v: (v.name, v.idx)):
+                    if m == k:
+                        self.contradict("cyclic")  # k <= j < k
+                        return True
+                    if not _reaches(succ, k, m):
+                        self.less.append((k, m))
+                        succ.setdefault(k, set()).add(m)
+                        added = True
+        return added
 
     def merge_fresh(self) -> bool | None:
         """DG4: a fresh name is created once, so two nodes with ``Fr(t)`` premises are one node.
@@ -654,10 +802,24 @@ class _Work:
         if _has_cycle(succ):
             self.contradict("cyclic")
             return
+        # An open chain from a message variable x deconstructs x (KD) after its sending node, and in
+        # normal form x is deconstructed before it is constructed (KD before KU): a KU(x) that is not
+        # after the sending node closes a cycle.
+        ku_at: dict[Term, list[Var]] = {}
+        for g in self.goals:
+            if isinstance(g, ActionGoal) and g.fact.name == "KU":
+                ku_at.setdefault(g.fact.args[0], []).append(g.node)
+        for g, (_, solved) in self.goals.items():
+            if not solved and _from_msg_var(g) and any(
+                    j == g.src or _reaches(succ, j, g.src) for j in ku_at.get(g.start, ())):
+                self.contradict("cyclic")
+                return
         for g, (_, solved) in self.goals.items():
             if isinstance(g, ChainGoal) and not solved and not (
                     (isinstance(g.start, Var) and g.start.sort is Sort.MSG)
-                    or (isinstance(g.start, T.App) and g.start.args)):
+                    or (isinstance(g.start, T.App) and g.start.args)) \
+                    and T.unify1(g.start, g.target) is None:
+                # An atom ends the chain at once (a direct edge) or not at all.
                 self.contradict("impossible chain")
                 return
         known_at: dict[Term, list[Var]] = {}
@@ -667,7 +829,7 @@ class _Work:
         for g, (_, solved) in self.goals.items():
             # Normal form: no chain from a message variable the intruder already knew (via KU) before the
             # chain's result is needed: deconstructing it yields nothing that was not deducible earlier.
-            if isinstance(g, ChainGoal) and not solved and isinstance(g.start, Var) and any(
+            if _from_msg_var(g) and not solved and any(
                     j == g.node or _reaches(succ, j, g.node) for j in known_at.get(g.start, ())):
                 self.contradict("forbidden chain")
                 return
@@ -693,6 +855,50 @@ class _Work:
             less=tuple(dict.fromkeys(self.less)), last=self.last, formulas=tuple(self.formulas),
             solved_formulas=tuple(self.solved_formulas), goals=tuple(goals), next_age=self.next_age,
             contradiction=self.contradiction, edges=tuple(dict.fromkeys(self.edges)), exhaustive=self.exhaustive)
+
+
+_INJECTIVE: dict[int, tuple[Theory, frozenset]] = {}
+
+
+def _injective_tags(theory: Theory) -> frozenset:
+    """Names of linear facts with injective instances: every rule that concludes ``F(t, ..)`` concludes it
+    once, and consumes ``Fr(t)`` or an ``F(t, ..)`` with the same first term; so no two ``F(t, ..)`` exist
+    at the same time (Tamarin's simple injective fact instances)."""
+    hit = _INJECTIVE.get(id(theory))
+    if hit is None or hit[0] is not theory:
+        ok: dict[str, bool] = {}
+        for rule in theory.rules:
+            for c in rule.conclusions:
+                if c.persistent or not c.args or c.name in ("Fr", "In", "Out", "K", "KU", "KD"):
+                    ok[c.name] = False
+                    continue
+                t = c.args[0]
+                once = sum(1 for d in rule.conclusions if d.name == c.name) == 1
+                fed = any((p.name == "Fr" and p.args and p.args[0] == t)
+                          or (p.name == c.name and not p.persistent and p.args and p.args[0] == t)
+                          for p in rule.premises)
+                ok[c.name] = ok.get(c.name, True) and once and fed
+        if len(_INJECTIVE) > 64:
+            _INJECTIVE.clear()
+        hit = _INJECTIVE[id(theory)] = (theory, frozenset(n for n, good in ok.items() if good))
+    return hit[1]
+
+
+_UNIQUE_TAGS: dict[int, tuple[Theory, frozenset]] = {}
+
+
+def _unique_action_tags(theory: Theory) -> frozenset:
+    """(name, arity) of the action facts that occur exactly once among all rules' actions."""
+    hit = _UNIQUE_TAGS.get(id(theory))
+    if hit is None or hit[0] is not theory:
+        counts: dict[tuple[str, int], int] = {}
+        for rule in theory.rules:
+            for a in rule.actions:
+                counts[(a.name, len(a.args))] = counts.get((a.name, len(a.args)), 0) + 1
+        if len(_UNIQUE_TAGS) > 64:
+            _UNIQUE_TAGS.clear()
+        hit = _UNIQUE_TAGS[id(theory)] = (theory, frozenset(k for k, n in counts.items() if n == 1))
+    return hit[1]
 
 
 def _subst_inst(inst: RuleInstance, s: T.Subst) -> RuleInstance:
@@ -812,22 +1018,29 @@ def _subst_formula(f: Formula, s: T.Subst) -> Formula:
 
 
 def _finish(w: _Work) -> Constraints | None:
-    """Simplify to a fixpoint; None when the case dies inside the step (a failed merge of Fr instances)."""
+    """Simplify to a fixpoint; None when the case dies inside the step (a failed merge of Fr instances, an
+    action no rule produces, a rule instance made reducible: Tamarin drops such cases without a leaf)."""
     while not w.contradiction:
         merged = w.merge_fresh()
         if merged is None:
             return None
-        if not merged and not w.merge_ku() and not w.unique_action_rules() and not w.settle_splits():
+        if not merged and not w.merge_ku() and not w.unique_action_rules() and not w.settle_splits() \
+                and not w.eval_disjunctions() and not w.injective_order() and not w.negative_orderings():
             break
+        if w.dead:
+            return None
     w.saturate_universals()
+    if w.dead:
+        return None
     w.check()
     return w.freeze()
 
 
 def instantiate_at(theory: Theory, cs: Constraints, universals: Iterable[Formula],
-                   nodes: Iterable[Var]) -> Constraints:
+                   nodes: Iterable[Var]) -> Constraints | None:
     """Instantiate guarded universals on the actions of the given nodes only (S_∀ restricted to them), then
-    simplify. Instances already made (recorded in ``solved_formulas``) are not made again."""
+    simplify. Instances already made (recorded in ``solved_formulas``) are not made again. None when the
+    case dies in the simplification (see :func:`_finish`)."""
     w = _Work(theory, cs)
     nodes = set(nodes)
     by_name: dict[str, list[tuple[Var, Fact]]] = {}
@@ -847,11 +1060,7 @@ def instantiate_at(theory: Theory, cs: Constraints, universals: Iterable[Formula
             done.add(key)
             w.solved_formulas.append(key)
             w.add_formula(inst)
-    done_cs = _finish(w)
-    if done_cs is None:
-        w.contradict("from formulas")
-        return w.freeze()
-    return done_cs
+    return _finish(w)
 
 
 def forget_formulas(cs: Constraints, universals: frozenset[Formula],
@@ -863,6 +1072,11 @@ def forget_formulas(cs: Constraints, universals: frozenset[Formula],
         cs, solved_formulas=tuple(k for k in cs.solved_formulas
                                   if not (isinstance(k, Conn) and k.op == "&" and k.left in universals)),
         goals=tuple(e for e in cs.goals if e[2] or e[0] not in drop), _used=None)
+
+
+def resimplify(theory: Theory, cs: Constraints) -> Constraints | None:
+    """``cs`` simplified again (after constraints were dropped); None when the case dies."""
+    return _finish(_Work(theory, cs))
 
 
 def simplify(theory: Theory, cs: Constraints, new_formulas: Iterable[Formula] = ()) -> Constraints:
@@ -925,7 +1139,7 @@ def solve_raw(theory: Theory, cs: Constraints, goal: GoalT) -> list[tuple[str, C
             w.substitute(dict(case))
             _keep(raw, "split", _finish(w))
     elif isinstance(goal, ChainGoal):
-        if isinstance(goal.start, Var):
+        if _from_msg_var(goal):
             raise ValueError(f"chain {goal.text} starts at a message variable: not solvable yet")
         raw = _solve_chain(theory, cs, goal)
     else:
@@ -1101,6 +1315,11 @@ def _solve_ku(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tuple[s
                             if not _chain_may_continue(T.apply(u, th), _subst_inst(inst, th)):
                                 continue
                             s = th
+                        elif _msg_var(T.apply(u, th)):
+                            # Tamarin never unifies a deconstruction that reached a message variable with
+                            # the goal: it is an open chain from the variable (the pending case above,
+                            # which may end at the variable itself), or forbidden when the intruder knew it.
+                            continue
                         else:
                             s = T.unify([(u, m)], th)
                             if s is None:
@@ -1122,7 +1341,7 @@ def _solve_ku(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tuple[s
 
 
 def _solve_chain(theory: Theory, cs: Constraints, goal: ChainGoal) -> list[tuple[str, Constraints]]:
-    """One or more deconstruction steps from ``goal.start`` (no longer a variable) to ``goal.target``.
+    """Zero or more deconstruction steps from ``goal.start`` (no longer a variable) to ``goal.target``.
 
     Cases ``d_<path>``: each extraction path of length >= 1 whose end unifies with the target (keys as KU
     goals before the target's node), and each path that reaches a message variable not yet known to the
@@ -1133,7 +1352,7 @@ def _solve_chain(theory: Theory, cs: Constraints, goal: ChainGoal) -> list[tuple
     probe = _Work(theory, cs)
     src_inst = probe.nodes.get(goal.src, RuleInstance("", (), (), ()))
     exts = _extractions(theory, probe.R, goal.start)
-    for k in range(1, len(exts)):
+    for k in range(len(exts)):
         for pending in (False, True):
             w = _Work(theory, cs)
             u, sides, th, path = exts[k]
@@ -1141,6 +1360,8 @@ def _solve_chain(theory: Theory, cs: Constraints, goal: ChainGoal) -> list[tuple
                 if not _chain_may_continue(T.apply(u, th), _subst_inst(src_inst, th)):
                     continue
                 s = th
+            elif _msg_var(T.apply(u, th)):
+                continue  # an open chain from the variable: the pending case
             else:
                 s = T.unify([(u, goal.target)], th)
                 if s is None:
@@ -1159,8 +1380,37 @@ def _solve_chain(theory: Theory, cs: Constraints, goal: ChainGoal) -> list[tuple
                 w.add_goal(ChainGoal(goal.src, goal.conc, w.R.normalize(T.apply(u, s)),
                                      w.R.normalize(T.apply(goal.target, s)), goal.node))
             w.exhaustive = w.exhaustive and exhaustive
-            _keep(out, "d_0_" + "_".join(path), _finish(w))
+            _keep(out, "d_0_" + "_".join(path) if path else _edge_name(goal.start), _finish(w))
     return out
+
+
+def _msg_var(t: Term) -> bool:
+    return isinstance(t, Var) and t.sort is Sort.MSG
+
+
+def _edge_name(t: Term) -> str:
+    """Tamarin's case name for a chain that ends at once (a direct edge): the root symbol, or the atom's kind."""
+    if isinstance(t, T.App):
+        return t.fun
+    kind = {Sort.FRESH: "fresh", Sort.PUB: "pub"}.get(t.sort, "msg")
+    return f"Var_{kind}_{t.name}" if isinstance(t, Var) else f"Const_{kind}_{t.name}"
+
+
+def close_open_chains(theory: Theory, cs: Constraints) -> Constraints | None:
+    """A solved system with open chains from message variables, each variable taken as its chain's end
+    (the instance that makes the chain a direct edge): the system a trace is read from. None (or a
+    contradictory system) when these choices clash with the rest of the system."""
+    chains = cs.pending_chains()
+    if not chains:
+        return cs
+    w = _Work(theory, cs)
+    for g in chains:
+        _mark_solved(w, g)
+    s = T.unify([(g.start, g.target) for g in chains], {})
+    if s is None:
+        return None
+    w.substitute(s)
+    return _finish(w)
 
 
 def _solve_action(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tuple[str, Constraints]]:

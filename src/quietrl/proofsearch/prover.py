@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from quietrl.proofsearch.constraints import ku_exhaustive
+from quietrl.proofsearch.constraints import close_open_chains, ku_exhaustive
 from quietrl.proofsearch.oracle import Oracle
 from quietrl.proofsearch.replay import Step, holds, replay, trace_of
 from quietrl.proofsearch.system import System, apply, initial_system, methods, assumed_lemmas
@@ -178,8 +178,11 @@ def confirm_trace(theory: Theory, lemma: Lemma, state: System) -> tuple[str, tup
     if any(a.fact.name in ("KU", "KD") for f in formulas for a in _actions(f)):
         # Our traces carry isend's K actions but not the intruder's construction (KU) actions.
         return "trace candidate not judged: the formula mentions KU, which the replayer does not model", None
+    closed = close_open_chains(theory, state.constraints)
+    if closed is None or closed.contradiction is not None:
+        return "trace candidate rejected: its open chains from message variables cannot end there", None
     try:
-        trace = trace_of(theory, state.constraints)
+        trace = trace_of(theory, closed)
     except ValueError as e:
         return f"trace candidate rejected: {e}", None
     r = replay(theory, trace)
@@ -223,13 +226,13 @@ def _search(state: System, ctx: _Ctx, depth: int) -> ProofNode:
     if status == "solved":
         why = ctx.confirm(state)
         return ProofNode(state, leaf="solved", note=why)
-    if ctx.budget <= 0:
-        return ProofNode(state, leaf="sorry", note="step budget exhausted")
     if depth >= ctx.bound:
         ctx.hit_bound = True
         return ProofNode(state, leaf="sorry", note=f"bound {ctx.bound} hit")
-    offered = methods(state)
     hit = ctx.cache.get(id(state))
+    if ctx.budget <= 0 and (hit is None or hit[0] is not state):
+        return ProofNode(state, leaf="sorry", note="step budget exhausted")
+    offered = methods(state)
     if ctx.oracle is not None and offered and (hit is None or hit[0] is not state):
         offered = _oracle_order(ctx, state, offered)
     if not offered:
@@ -238,7 +241,7 @@ def _search(state: System, ctx: _Ctx, depth: int) -> ProofNode:
                              note="open chain from a message variable (partial deconstruction: needs sources)")
         return ProofNode(state, leaf="sorry", note="no method applies")
     if hit is not None and hit[0] is state:
-        _, m, cases = hit  # explored in an earlier deepening round: not recomputed, still counted
+        _, m, cases = hit  # explored in an earlier deepening round: not recomputed, not counted again
     else:
         first_error = ""
         for m in offered:
@@ -251,9 +254,9 @@ def _search(state: System, ctx: _Ctx, depth: int) -> ProofNode:
         else:
             return ProofNode(state, leaf="sorry", note=first_error)
         ctx.cache[id(state)] = (state, m, cases)
-    # Every executed step counts, also one re-executed in a later deepening round (as the earlier rounds
-    # are re-walked): the budget bounds the walk, so depth and term size stay bounded too.
-    ctx.budget -= 1
+        # The budget counts executed steps (Tamarin's effort); a later deepening round re-walks the steps
+        # of the earlier ones from the cache for free. Depth and term size stay bounded by the budget.
+        ctx.budget -= 1
     if m.goal is not None and m.goal.text.startswith("!KU(") and not ctx.ku_exhaustive:
         ctx.nonexhaustive = True  # its cases may be incomplete: closures below it do not count
     node = ProofNode(state, method=m.text())

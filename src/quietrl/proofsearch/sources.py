@@ -39,11 +39,13 @@ from quietrl.proofsearch.constraints import (
     GoalT,
     PremiseGoal,
     _disjuncts,
+    _has_cycle,
     _theory_tools,
     a_key,
     forget_formulas,
     instantiate_at,
     name_cases,
+    resimplify,
     solve_raw,
 )
 from quietrl.proofsearch.formulas import conjuncts, show
@@ -204,6 +206,13 @@ def _safe_goal(theory: Theory, cs: Constraints, first_age: int, chains_left: int
     a protocol action that such a disjunction created (age in ``refined_ages``). Action goals of the
     lemma, the restrictions or reused lemmas are not part of a source: they stay goals of the proof."""
     offered = set(cs.offered_goals())
+    # Tamarin splits a disjunction inside a source only while the source case has a partial
+    # deconstruction (an open chain from a message variable) and no other chain goal: otherwise the
+    # refining lemma's disjunction is dropped with the lemma when the source is finished.
+    own_chains = [g for g, age, solved in cs.goals
+                  if not solved and age >= first_age and isinstance(g, ChainGoal)]
+    split_allowed = bool(own_chains) and all(isinstance(g.start, Var) and g.start.sort is Sort.MSG
+                                             for g in own_chains)
     for g, age, solved in cs.goals:
         if solved or age < first_age or g not in offered:
             continue
@@ -216,7 +225,7 @@ def _safe_goal(theory: Theory, cs: Constraints, first_age: int, chains_left: int
         elif isinstance(g, ChainGoal):
             if chains_left > 0:
                 return g
-        elif isinstance(g, DisjGoal) and g in refine_disj:
+        elif isinstance(g, DisjGoal) and g in refine_disj and split_allowed:
             return g
     return None
 
@@ -233,15 +242,17 @@ def saturate(theory: Theory, cs: Constraints, first_age: int, limits: SourceLimi
     old_nodes = frozenset(n for n, _ in before.nodes) if before is not None else frozenset()
     ordered_refine = sorted(refine, key=show)  # a fixed order: goal ages must not depend on hash seeds
 
-    def refined_now(c: Constraints) -> Constraints:
+    def refined_now(c: Constraints) -> Constraints | None:
         # The refining [sources] lemmas hold for the nodes of the source (not for the rest of the system).
         if not refine:
             return c
         return instantiate_at(theory, c, ordered_refine, [n for n, _ in c.nodes if n not in old_nodes])
 
     cs = refined_now(cs)
+    if cs is None:
+        return []
     if cs.contradiction is not None:
-        return [cs] if _contextual(cs.contradiction) else []
+        return [cs] if _contextual(cs) else []
 
     def pick(c: Constraints, chains: int, refined: frozenset[int]) -> GoalT | None:
         return _safe_goal(theory, c, first_age, limits.open_chains - chains,
@@ -276,6 +287,8 @@ def saturate(theory: Theory, cs: Constraints, first_age: int, limits: SourceLimi
                     continue
                 for _, sub in cases:
                     sub = refined_now(sub)
+                    if sub is None:
+                        continue
                     if sub.contradiction is not None:
                         dead.append(sub)
                         continue
@@ -288,16 +301,29 @@ def saturate(theory: Theory, cs: Constraints, first_age: int, limits: SourceLimi
     if refine:
         # As Tamarin's refined sources: the assumed lemmas and their unsolved case splits leave the case.
         done = [forget_formulas(c, refine, _refinement_disjunctions(c, refine)) for c in done]
+        if any(f in refine for f in cs.formulas):
+            # A refining lemma that is also [reuse] is a formula of the proof itself: once the source is
+            # conjoined, S_∀ instantiates it on the source's nodes again (its disjunctions become goals).
+            done = [c for c in map(lambda c: resimplify(theory, c), done) if c is not None]
     if not done:
         # Every case died while saturating. A contradiction with the rest of the system (the formulas,
         # the ordering) shows as one closed leaf, as after Tamarin's conjoining of the source; one inside
         # the source itself (an impossible or forbidden chain) means the source has no such case at all.
-        return [c for c in dead if _contextual(c.contradiction)][:1]
+        return [c for c in dead if _contextual(c)][:1]
     return done
 
 
-def _contextual(reason: str | None) -> bool:
-    return reason is not None and (reason in ("from formulas", "cyclic") or reason.startswith("node ")
+def _contextual(cs: Constraints) -> bool:
+    """Whether the contradiction of ``cs`` involves the rest of the system (and so shows as a closed
+    leaf), not only the source itself. A cycle made only by an open chain's ordering (its variable known
+    before it is deconstructed) is a forbidden chain inside the source."""
+    reason = cs.contradiction
+    if reason == "cyclic":
+        succ: dict = {}
+        for a, b in list(cs.less) + [(a, b) for (a, _), (b, _) in cs.edges]:
+            succ.setdefault(a, set()).add(b)
+        return _has_cycle(succ)
+    return reason is not None and (reason == "from formulas" or reason.startswith("node ")
                                    or reason.startswith("non-injective"))
 
 

@@ -26,9 +26,10 @@ first approximation of ``s``, see :func:`_rank`); ``apply`` for ``simplify``, ``
 disjunction, split, KU (intruder deduction in normal form) and chain goals (see
 :mod:`~quietrl.proofsearch.constraints`); premise and KU goals are solved through sources, whose cases are
 saturated (and refined by earlier ``[sources]`` lemmas) within the limits ``initial_system(...,
-open_chains=10, saturation=5)`` (see :mod:`~quietrl.proofsearch.sources`). A system whose only open goals
-are chains from a message variable (a partial deconstruction left by raw sources) offers no method and is
-``open``.
+open_chains=10, saturation=5)`` (see :mod:`~quietrl.proofsearch.sources`). Chains from a message
+variable (partial deconstructions) are never offered; a system whose other goals are all solved is
+``solved``, as in Tamarin: its trace takes each such variable to be its chain's end (the trace replayer
+then judges it).
 ``status == "solved"`` marks a trace *candidate*: no verdict may rest on it before the trace replayer.
 """
 
@@ -99,7 +100,7 @@ class System:
         """``contradictory`` (closed leaf), ``solved`` (no goal left: a trace candidate) or ``open``."""
         if self.constraints.contradiction is not None:
             return "contradictory"
-        if self.simplified and not self.goals and not self.constraints.pending_chains():
+        if self.simplified and not self.goals:  # open chains from message variables do not count (Tamarin)
             return "solved"
         return "open"
 
