@@ -71,14 +71,15 @@ def main():
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--iterations", type=int, default=500)
     ap.add_argument("--bootstrap", type=int, default=1000)
-    ap.add_argument("--lr", type=float, default=6e-4,
-                    help="GRPO lr; default keeps lr x T of the quick run (3e-3 x 100 iterations)")
+    ap.add_argument("--lr", type=float, default=None,
+                    help="GRPO lr (default: GRPOConfig's, the setting under which every arm learns)")
     ap.add_argument("--executor", default="local", choices=("none", "local", "ray"))
     ap.add_argument("--workers", type=int, default=None)
     args = ap.parse_args()
     study = quick_config()
     flow_cfg = study.flow
-    grpo_cfg = dataclasses.replace(study.grpo, iterations=args.iterations, num_steps=10, lr=args.lr)
+    grpo_cfg = dataclasses.replace(study.grpo, iterations=args.iterations, num_steps=10,
+                                   lr=args.lr if args.lr is not None else study.grpo.lr)
     t0 = time.perf_counter()
     params = pretrain(flow_cfg, seed=0)
     print(f"pretraining: {time.perf_counter() - t0:.1f} s ({flow_cfg.steps} CFM steps)")
@@ -112,7 +113,8 @@ def main():
     boot = analysis.bootstrap_time_to_target(curves, times, iters, BASELINES, num=args.bootstrap)
     paired = analysis.bootstrap_time_to_target(curves, times, iters, BASELINES, num=args.bootstrap, paired=True)
     diff = analysis.paired_reach_difference(curves, iters, BASELINES, num=args.bootstrap)
-    print(f"config: T={args.iterations}, K=10, seeds={args.seeds}, lr={args.lr} (annealed), "
+    print(f"config: T={args.iterations}, K=10, seeds={args.seeds}, lr={grpo_cfg.lr} (annealed), "
+          f"LoRA rank {grpo_cfg.lora_rank}, "
           f"{grpo_cfg.prompt_repeats * 8}x{grpo_cfg.group_size} trajectories/iteration")
     print(f"R* = {res['r_star']:+.4f} (best prior: {res['best_baseline']})"
           + ("  DEGENERATE: no baseline improved on its start" if res["degenerate"] else ""))

@@ -54,6 +54,21 @@ def test_checkpoint_of_another_model_exit_2(tmp_path, capsys):
     assert code == 2 and "leo.pqn" in err
 
 
+def test_old_format_checkpoint_exit_2(tmp_path, capsys):
+    """A pretrain checkpoint written before FlowConfig had ``task`` (session 1) is refused in one line."""
+    import dataclasses
+
+    import numpy as np
+    from quietrl.core.checkpoint import save_checkpoint
+    from quietrl.precise.flow import KIND
+    from quietrl.precise.types import FlowConfig
+
+    old = {k: v for k, v in dataclasses.asdict(FlowConfig()).items() if k != "task"}
+    save_checkpoint(tmp_path / "ck", KIND, {**old, "seed": 0}, {"w": np.zeros(3)}, 1)
+    code, _, err = run(["precise", "finetune", "--sampler", "precise", "--init", str(tmp_path / "ck")], capsys)
+    assert code == 2 and "lacks task" in err and len(err.strip().splitlines()) == 1
+
+
 def test_consistency_command(tmp_path, capsys):
     code, out, _ = run(["precise", "consistency", "--steps", "4,8", "--samples", "500", "--out",
                         str(tmp_path / "c")], capsys)

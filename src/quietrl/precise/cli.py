@@ -119,7 +119,13 @@ def finetune_cmd(sampler, eta, num_steps, iterations, init, out, seed, overrides
     flow_dict = dict(meta["config"])
     pre_seed = flow_dict.pop("seed", seed)
     fields = {f.name for f in dataclasses.fields(FlowConfig)}
-    flow_cfg = FlowConfig(**{k: v for k, v in flow_dict.items() if k in fields})
+    missing, unknown = sorted(fields - set(flow_dict)), sorted(set(flow_dict) - fields)
+    if missing or unknown:  # written by another version of FlowConfig (e.g. before `task` existed)
+        raise CheckpointMismatch(
+            f"{ckpt}: pretrain checkpoint of another format (config "
+            + (f"lacks {', '.join(missing)}" if missing else f"has unknown {', '.join(unknown)}")
+            + "); re-run `quietrl precise pretrain`")
+    flow_cfg = FlowConfig(**flow_dict)
     cfg = apply_overrides(GRPOConfig(sampler=sampler, eta=eta, num_steps=num_steps, iterations=iterations),
                           list(overrides))
     from quietrl.precise.experiment import load_pretrained_from

@@ -9,12 +9,23 @@ the same K run the same compiled program: equal cost per iteration by constructi
 a whole comparison. The rollout noise depends on (seed, iteration) only, so all arms see the same noises.
 
 What is trained: rank-r LoRA adapters on every Dense kernel with the base frozen (``lora_rank`` >= 1, the
-default 1, as the paper fine-tunes LoRA adapters), or the whole model (``lora_rank`` = 0). Measured on the
-2-D task (quick setting: K = 10, 100 iterations, 2 seeds, loaded 2-core machine), change of the ODE-eval
-reward, Precise / Flow-GRPO: LoRA-1 at lr 3e-3: -0.04 / -0.03; full at 3e-5: +0.01 / +0.02; full at 1e-4:
--0.05 / +0.04; full at 3e-4: -0.37 / -0.07; full at 1e-3: -0.76 / -0.71, almost all of it the quality
-term q (the narrow modes blur). Full fine-tuning therefore works at lr <= 1e-4 about as well as LoRA-1
-does here, and is unstable above; ``experiment.FULL_FT_LR`` is the setting used by the ablation.
+default 8; the paper's LoRA has r = 16), or the whole model (``lora_rank`` = 0).
+
+Why rank 8 at lr 1e-4 (2-D task, K = 10, T = 500, seed 0, loaded 2-core machine; ODE-eval reward from
+-0.083 at iteration 0 to iteration 500, peak in brackets): the reward landscape has one weak ascent
+direction (moving mass to the preferred mode) and strong negative curvature along others (the narrow
+modes blur, the quality term q falls), so the usable step is small. One plain SGD step along a 4096-
+trajectory gradient raises the SDE reward by only 3e-4 before the curvature wins. Adam steps of ~lr per
+coordinate therefore decide it: LoRA-1 at lr 3e-3 fell to -0.47 (Precise) / -0.32 (Flow-GRPO); LoRA-1 at
+3e-4 stayed flat (pref up, q down by the same amount); LoRA-8 at 3e-4 rose to +0.02 by iteration 200 and
+then collapsed to -0.77; full fine-tuning at 1e-4 fell from the start; a KL term (beta = 1) and a 2x
+larger batch did not change the trend, the plain ratio collapsed faster. LoRA-8 at 1e-4 learns in every
+arm: Precise -0.083 -> +0.052 (+0.065), CPS -> +0.002 (+0.011), Flow-GRPO -> -0.040 (-0.035), Dance ->
+-0.042. Across seeds it is not robust: seeds 1-3, Precise -> -0.013 / -0.118 / -0.071 from -0.111 / -0.098 /
+-0.101 (CPS alike; lr 5e-5 fell on all three), and in the 5-seed benchmark the final rewards'
+95% half-widths are 0.25 / 0.27 / 0.13 (Precise / CPS / Flow-GRPO): some seeds collapse.
+With rationorm, the same advantages permuted across groups (a null signal, LoRA-8 at 3e-4) leave
+the model where it started (drift < 0.01), so the decline at larger steps is curvature, not gradient noise.
 """
 from __future__ import annotations
 
