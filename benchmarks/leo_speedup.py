@@ -7,6 +7,11 @@ The ratios are measured in this run; nothing is hard-coded.
 
     python benchmarks/leo_speedup.py                      # the issue's K list (long on 2 CPU cores)
     python benchmarks/leo_speedup.py --ks 8,16,32 --trunk 256x2 --loop-envs 32
+    python benchmarks/leo_speedup.py --ks 136,512 --extrapolate-from 8,24 --loop-envs 0
+
+--extrapolate-from N1,N2 times the baseline cut to N1 and N2 minibatches per epoch and extrapolates
+linearly to the full count (its scan of identical steps is linear in the count); rows marked "extrap".
+Use it where one full baseline update takes too long on a shared machine (1024x4 at K >= 136).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--minibatch", type=int, default=256)
     ap.add_argument("--loop-envs", type=int, default=64, help="envs for the gridworld full-loop SPS ratio (0: skip)")
+    ap.add_argument("--extrapolate-from", default=None,
+                    help="comma-separated minibatch counts: time the baseline cut to each, extrapolate to full")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
 
@@ -40,17 +47,22 @@ def main() -> None:
     print("# times: median wall seconds (LEO interleaved with the baseline); cpu: the same ratios from process "
           "CPU time, steadier on a shared machine", flush=True)
     print(f"{'K':>5} {'LEO s':>9} {'relabel s':>10} {'ratio':>8} {'cpu ratio':>9} {'model':>7} {'PQN s':>8} "
-          f"{'per-pair/PQN':>12} {'cpu':>5} {'LEO+pass s':>10} {'ratio':>7}", flush=True)
+          f"{'per-pair/PQN':>12} {'cpu':>5} {'LEO+pass s':>10} {'ratio':>7} {'baseline':>8}", flush=True)
+    cuts = tuple(int(x) for x in args.extrapolate_from.split(",")) if args.extrapolate_from else None
     rows = []
     for k in [int(x) for x in args.ks.split(",")]:
         t0 = time.perf_counter()
-        r = time_updates(setup, k, repeats=args.repeats, seed=args.seed)
+        r = time_updates(setup, k, repeats=args.repeats, seed=args.seed, relabel_minibatches=cuts)
         r["wall_s"] = time.perf_counter() - t0
         rows.append(r)
         print(f"{k:>5} {r['leo_s']:>9.4f} {r['relabel_s']:>10.3f} {r['ratio']:>7.1f}x {r['ratio_cpu']:>8.1f}x "
               f"{r['model']:>6.1f}x {r['pqn_s']:>8.4f} {r['per_pair_over_per_transition']:>12.2f} "
               f"{r['per_pair_over_per_transition_cpu']:>5.2f} {r['leo_target_pass_s']:>10.4f} "
-              f"{r['ratio_with_target_pass']:>6.1f}x", flush=True)
+              f"{r['ratio_with_target_pass']:>6.1f}x {'extrap' if r['relabel_extrapolated'] else 'full':>8}",
+              flush=True)
+        if r["relabel_extrapolated"]:
+            pts = ", ".join(f"{n} mb: {w:.2f} s wall / {c:.2f} s cpu" for n, w, c in r["relabel_points"])
+            print(f"#   K={k}: baseline cut to {pts}; full = {r['relabel_minibatches']} mb", flush=True)
     out = {"setup": {"trunk": setup.trunk, "batch": setup.batch, "minibatch": setup.minibatch,
                      "obs_dim": setup.obs_dim, "num_actions": setup.num_actions,
                      "platform": jax.devices()[0].platform}, "updates": rows}

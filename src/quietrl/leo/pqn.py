@@ -149,12 +149,14 @@ def num_relabel_minibatches(batch: int, num_goals: int, minibatch_size: int) -> 
 
 def relabel_all_update(params, opt_state, tx, apply_fn, goal_inputs, obs, action, goal, ach_next, done,
                        next_obs, key, minibatch_size: int, epochs: int, gamma: float,
-                       fixed_targets: bool = False):
+                       fixed_targets: bool = False, max_minibatches: int | None = None):
     """Explicit all-goals relabelling: E epochs over B (1 + K) (transition, goal) pairs.
 
     Pairs are shuffled as flat indices and decoded per minibatch; the last minibatch wraps around
     (a few pairs repeat) so every minibatch has the same size. Targets re-pass s' with the current
     parameters as PQN does, or with the update's starting parameters when `fixed_targets` (LEO's choice).
+    `max_minibatches` keeps only the first that many minibatches of each epoch: a timing device (the
+    scan's cost is linear in its length), never used in training.
     obs/next_obs (B, F), action/goal (B,), ach_next (B, K), done (B,). Returns (params, opt, loss).
     """
     b, k = ach_next.shape
@@ -166,7 +168,8 @@ def relabel_all_update(params, opt_state, tx, apply_fn, goal_inputs, obs, action
                         mb["done"], mb["next_obs"], gamma, target_params=start_params)
 
     def epoch(carry, kk):
-        p, o, loss = _sgd(*carry, tx, loss_fn, relabel_minibatch_indices(kk, b, k, minibatch_size))
+        idx = relabel_minibatch_indices(kk, b, k, minibatch_size)[:max_minibatches]
+        p, o, loss = _sgd(*carry, tx, loss_fn, idx)
         return (p, o), loss
 
     (params, opt_state), losses = jax.lax.scan(epoch, (params, opt_state), jax.random.split(key, epochs))

@@ -119,14 +119,27 @@ def _paired_times(slow, slow_args, fast, fast_args, repeats: int, fast_per_slow:
         (float(np.median(tf[:, 0])), float(np.median(tf[:, 1])))
 
 
+def _fit_line(ns: list[int], ts: list[float], n: int) -> float:
+    """Least-squares line through (ns, ts), evaluated at n."""
+    slope, intercept = np.polyfit(np.asarray(ns, float), np.asarray(ts, float), 1)
+    return float(intercept + slope * n)
+
+
 def time_updates(setup: SpeedupSetup, k: int, repeats: int = 3, seed: int = 0,
                  masks: jax.Array | None = None, with_pqn: bool = True,
-                 with_target_pass: bool = True) -> dict[str, float]:
+                 with_target_pass: bool = True,
+                 relabel_minibatches: tuple[int, ...] | None = None) -> dict[str, float]:
     """Median seconds of one LEO, one all-goals relabelling and one commanded PQN update at K goals.
 
     masks: optional (K, D) goal masks (synthetic ones otherwise). Returns leo_s, relabel_s, pqn_s,
     ratio, per_pair_over_per_transition (the baseline's time per (transition, goal) over commanded
     PQN's time per transition), model (the cost model's ratio) and the pair/minibatch counts.
+
+    relabel_minibatches: when the full baseline update is too long to time (a 1024x4 trunk at K = 512 on
+    2 shared CPU cores takes tens of minutes per call), time it cut to each of these numbers of
+    minibatches per epoch (>= 2 distinct values) and extrapolate with a least-squares line to the full
+    count; the update is one `lax.scan` of identical minibatch steps, so its time is linear in the count.
+    `relabel_extrapolated` says which was done and `relabel_points` holds (minibatches, wall s, CPU s).
     """
     key = jax.random.PRNGKey(seed)
     k_obs, k_next, k_act, k_goal, k_done, k_mask, k_net, k_upd = jax.random.split(key, 8)
@@ -161,10 +174,13 @@ def time_updates(setup: SpeedupSetup, k: int, repeats: int = 3, seed: int = 0,
     u_params = uvfa.init(k_net, obs[:1], masks[:1])
     u_opt = tx.init(u_params)
 
-    @jax.jit
-    def relabel_step(params, opt_state, key):
-        return relabel_all_update(params, opt_state, tx, uvfa.apply, masks, obs, action, goal, ach_next,
-                                  done, next_obs, key, setup.minibatch, setup.epochs, setup.gamma)
+    def relabel_step_cut(max_minibatches):
+        @jax.jit
+        def relabel_step(params, opt_state, key):
+            return relabel_all_update(params, opt_state, tx, uvfa.apply, masks, obs, action, goal, ach_next,
+                                      done, next_obs, key, setup.minibatch, setup.epochs, setup.gamma,
+                                      max_minibatches=max_minibatches)
+        return relabel_step
 
     @jax.jit
     def pqn_step(params, opt_state, key):
@@ -172,12 +188,29 @@ def time_updates(setup: SpeedupSetup, k: int, repeats: int = 3, seed: int = 0,
         return pqn_update(params, opt_state, tx, uvfa.apply, masks, samples, key, setup.minibatch,
                           setup.epochs, setup.gamma)
 
-    # Interleaved, so that the short LEO calls and the long relabelling calls see the same load.
-    (rel_s, rel_cpu), (leo_s, leo_cpu) = _paired_times(relabel_step, (u_params, u_opt, k_upd), leo_step,
-                                                       (leo_params, leo_opt, k_upd, maxq_stored), repeats)
+    nmb = num_relabel_minibatches(b, k, setup.minibatch)
+    cuts = sorted({n for n in (relabel_minibatches or ()) if 1 <= n < nmb})
+    extrapolate = relabel_minibatches is not None and len(cuts) >= 2
+    require(relabel_minibatches is None or extrapolate or max(relabel_minibatches) >= nmb, "relabel_minibatches",
+            f"needs >= 2 distinct counts in [1, {nmb}) to extrapolate")
+    leo_args = (leo_params, leo_opt, k_upd, maxq_stored)
+    points, leo_times = [], []
+    for n in (cuts if extrapolate else [None]):
+        # Interleaved, so that the short LEO calls and the long relabelling calls see the same load.
+        (rw, rc), (lw, lc) = _paired_times(relabel_step_cut(n), (u_params, u_opt, k_upd), leo_step, leo_args,
+                                           repeats)
+        points.append((n if n is not None else nmb, rw, rc))
+        leo_times.append((lw, lc))
+    if extrapolate:
+        ns = [p[0] for p in points]
+        rel_s, rel_cpu = _fit_line(ns, [p[1] for p in points], nmb), _fit_line(ns, [p[2] for p in points], nmb)
+    else:
+        rel_s, rel_cpu = points[0][1], points[0][2]
+    leo_s, leo_cpu = float(np.median([t[0] for t in leo_times])), float(np.median([t[1] for t in leo_times]))
     out = dict(k=k, leo_s=leo_s, relabel_s=rel_s, ratio=rel_s / leo_s, leo_cpu_s=leo_cpu, relabel_cpu_s=rel_cpu,
                ratio_cpu=rel_cpu / leo_cpu, model=flop_model(setup, k), pairs=b * (k + 1),
-               relabel_minibatches=setup.epochs * num_relabel_minibatches(b, k, setup.minibatch))
+               relabel_minibatches=setup.epochs * nmb, relabel_extrapolated=extrapolate,
+               relabel_points=[list(p) for p in points])
     if with_target_pass:
         leo_pass_s, _ = _median_time(leo_step_with_pass, (leo_params, leo_opt, k_upd), max(repeats, 9))
         out.update(leo_target_pass_s=leo_pass_s, ratio_with_target_pass=rel_s / leo_pass_s)
