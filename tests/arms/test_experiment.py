@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from quietrl.arms import experiment
@@ -27,3 +28,19 @@ def test_tiny_reproduce_and_resume(tmp_path, monkeypatch):
     before = (run.path / "log.txt").read_text()
     experiment.reproduce(RunDir.open(run.path), quick=True, seed=0, executor=None)  # everything done: no new stage
     assert "started" not in (run.path / "log.txt").read_text()[len(before):]
+
+
+def test_sample_efficiency_table_medians_and_censoring():
+    study = experiment.StudyConfig(methods=("sparse", "arms"), sparsities=("S0",), agents=(2,), grids=(8,), seeds=3,
+                                   agent_steps=4000, num_envs=8, horizon=32, iters_per_chunk=10)
+    steps = np.array([1000.0, 2000.0, 3000.0, 4000.0])
+    # seeds: reach 0.5 at 1k/2k/3k; 0.8 at 2k, 4k, never
+    sparse = np.array([[0.5, 0.1, 0.0], [0.9, 0.6, 0.2], [0.9, 0.7, 0.5], [0.9, 0.85, 0.6]])
+    never = np.zeros((4, 3))
+    table = experiment.sample_efficiency_table(
+        {"G8_n2_sparse": {"agent_steps": steps, "heldout_isr": sparse},
+         "G8_n2_arms": {"agent_steps": steps, "heldout_isr": never}}, study)
+    row = [line for line in table.splitlines() if line.startswith("| 8x8 | 2 | S0 |")][0]
+    cells = [c.strip() for c in row.strip("|").split("|")][3:]
+    assert cells[0] == "2k / 4k (1 cens.); 0.78"
+    assert cells[1] == "> budget (3 cens.) / > budget (3 cens.); 0.00"

@@ -205,13 +205,18 @@ EXECUTOR_HELP = "local|ray|none: send one job per training program through quiet
 @click.option("--workers", default=None, type=int, help="Parallel jobs (default: one per core).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default=None, type=click.Path(file_okay=False), help="Run directory (default: new one).")
+@click.option("--equilibria-full/--equilibria-quick", "equilibria_full", default=True, show_default=True,
+              help="Equilibrium stage with the label-noise sweep and the crossing game, or swap game only.")
 @set_option
-def compare_cmd(quick, extended, executor, workers, seed, out, overrides):
-    """Methods x sparsity x agents x map size on held-out maps and generalisation splits, then the oscillation
-    check. ``--set`` overrides a study field, e.g. ``--set grids=5 --set agent_steps=20000`` for a tiny run."""
+def compare_cmd(quick, extended, executor, workers, seed, out, equilibria_full, overrides):
+    """The whole study in one run directory: the equilibrium table (stage ``equilibria``), methods x sparsity x
+    agents x map size on held-out maps and generalisation splits with the validity gate and the
+    sample-efficiency table (``compare``, table in ``compare/seed<k>/sample_efficiency.md``), then the
+    oscillation check. ``--out`` of an unfinished run resumes it (finished stages and jobs are kept).
+    ``--set`` overrides a study field, e.g. ``--set grids=5 --set agent_steps=20000`` for a tiny run."""
     import dataclasses
 
-    from quietrl.arms.experiment import SUB, StudyConfig, run_compare, run_oscillation
+    from quietrl.arms.experiment import SUB, StudyConfig, run_study
     from quietrl.core.config import apply_overrides
     from quietrl.core.runs import RunDir
 
@@ -219,16 +224,16 @@ def compare_cmd(quick, extended, executor, workers, seed, out, overrides):
         raise UserError("--quick and --extended exclude each other")
     study = apply_overrides(StudyConfig.quick() if quick else StudyConfig.full(extended), list(overrides))
     pool = _executor(executor, workers)
-    run = RunDir.create(out, {"command": "arms compare", "study": dataclasses.asdict(study)}, seed)
-    st = run.stage(sub=SUB, experiment="compare", seed=seed)
-    results: dict = {}
-    with st.running():
-        run_compare(st, study, seed, results, executor=pool)
-    osc = run.stage(sub=SUB, experiment="oscillation", seed=seed)
-    with osc.running():
-        run_oscillation(osc, results, study, seed)
-    for row in st.rows() + osc.rows():
+    if out is not None and (Path(out) / "config.json").exists():
+        run = RunDir.open(out)
+    else:
+        run = RunDir.create(out, {"command": "arms compare", "study": dataclasses.asdict(study)}, seed)
+    rows = run_study(run, study, seed, executor=pool, quick_equilibria=quick or not equilibria_full)
+    for row in rows:
         click.echo(f"{row.quantity}: {row.ours}" + (f"  CI {row.ci[0]:.3f}..{row.ci[1]:.3f}" if row.ci else ""))
+    table = run.stage(sub=SUB, experiment="compare", seed=seed).path / "sample_efficiency.md"
+    if table.exists():
+        click.echo(table.read_text())
     click.echo(f"run directory: {run.path}")
 
 

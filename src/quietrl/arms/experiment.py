@@ -22,6 +22,7 @@ import numpy as np
 
 from quietrl.arms.types import SPARSITY, EnvConfig, TrainConfig
 from quietrl.core.errors import ConfigError
+from quietrl.core.io import atomic_write_text
 from quietrl.core.summary import Row
 
 SUB = "arms"
@@ -70,7 +71,10 @@ class StudyConfig:
         return StudyConfig(methods=("sparse", "bonus", "pbrs", "arms", "arms-add", "arms-frozen"),
                            sparsities=("S0", "S1", "S2") if extended else ("S0", "S2"),
                            agents=(2, 4, 8) if extended else (2, 4), grids=(8, 12), seeds=5,
-                           agent_steps=1_000_000, num_envs=64, horizon=32, iters_per_chunk=10)
+                           # 600k agent-steps per run: measured 42k-50k agent-steps per CPU-second (12x12 n=4
+                           # arms / 8x8 n=2 sparse, 10 vmapped runs) and 33-60 CPU-s of compile per job put
+                           # the 24 jobs at ~4,200 CPU-s, ~35 min on 2 idle cores (1M per run: ~55 min)
+                           agent_steps=600_000, num_envs=64, horizon=32, iters_per_chunk=10)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -144,6 +148,17 @@ def run_equilibria(stage, seed: int, quick: bool) -> None:
         if "c2_kept_p0" in r:
             rows.append(Row(f"{q}: opponent strategies with own-strategy order kept (p0 / p1)",
                             f"{r['c2_kept_p0']:.3f} / {r['c2_kept_p1']:.3f}"))
+    if not quick:  # the 3-agent crossing (125^3 profiles, ~1.5 GB while enumerating): hand-made shapings only
+        from quietrl.arms.equilibria import crossing_game
+
+        cross = crossing_game(horizon=3, gamma=0.9)
+        for r in grid_game_table(cross, "block_occupied"):
+            stage.log_metrics({"table": "crossing", **{k: v for k, v in r.items() if k not in ("classes_ref",)}})
+            q = f"crossing H=3 γ=0.9 [block_occupied] {r['payoff']}"
+            rows.append(Row(f"{q}: #pure NE", r["num_ne"], paper_setting="none published", source=""))
+            if r["payoff"] != "sparse":
+                verdict = "identical" if r["identical"] else ("subset" if r["sound"] else "new NE added")
+                rows.append(Row(f"{q}: vs sparse", f"{verdict}; Jaccard {r['jaccard']:.3f}"))
     rows.append(Row("swap: learned r̂ strict-pair accuracy (clean labels)", round(acc, 4)))
     rows.append(Row("swap: learned r̂ strict-pair accuracy (40% label noise)", round(acc_noisy, 4)))
     for name, g in classic_games().items():
@@ -400,6 +415,8 @@ def run_compare(stage, study: StudyConfig, seed: int, results: dict | None = Non
                     rows.append(Row(f"held-out split '{split}' ISR [{setting}]", round(float(v.mean()), 4),
                                     ci=_ci(v)))
                     rows.append(Row(f"held-out split '{split}' CSR [{setting}]", round(float(c.mean()), 4)))
+    table = sample_efficiency_table(results, study)
+    atomic_write_text(stage.path / "sample_efficiency.md", table)
     gate = results.get(f"G{study.grids[0]}_n2_sparse")
     if gate is not None and "S0" in study.sparsities:
         si = study.sparsities.index("S0")
@@ -410,6 +427,39 @@ def run_compare(stage, study: StudyConfig, seed: int, results: dict | None = Non
     stage.write_summary(rows, extra={"study": dataclasses.asdict(study),
                                      "episodes": "figures/episode.png in each compare-<key> stage"})
     return results
+
+
+def sample_efficiency_table(results: dict, study: StudyConfig) -> str:
+    """Markdown table: per (grid, n, sparsity) row and method column, the median over seeds of the agent-steps
+    to 50% / 80% held-out ISR and the number of censored seeds (never reached within the budget), then the
+    final held-out ISR (mean over seeds). A median over partly censored seeds is taken with censored = +inf
+    ("> budget" when more than half are censored)."""
+    def med(hits: list[float | None]) -> str:
+        v = np.sort([np.inf if h is None else h for h in hits])
+        m = v[(len(v) - 1) // 2]  # lower median: defined while at most half are censored
+        cens = sum(h is None for h in hits)
+        txt = "> budget" if not np.isfinite(m) else f"{m / 1e3:.0f}k"
+        return txt + (f" ({cens} cens.)" if cens else "")
+
+    head = "| grid | n | sparsity | " + " | ".join(study.methods) + " |"
+    lines = [f"Agent-steps to 50% / 80% held-out ISR (median over {study.seeds} seeds; censored = never within "
+             f"{study.agent_steps:,} agent-steps per run) and final held-out ISR.", "", head,
+             "|" + "---|" * (3 + len(study.methods))]
+    for g in study.grids:
+        for n in study.agents:
+            for si, sname in enumerate(study.sparsities):
+                cells = []
+                for method in study.methods:
+                    out = results.get(f"G{g}_n{n}_{method}")
+                    if out is None or not len(out["agent_steps"]):
+                        cells.append("–")
+                        continue
+                    isr = out["heldout_isr"][:, si * study.seeds:(si + 1) * study.seeds]
+                    lv = [med([steps_to(out["agent_steps"], isr[:, k], lev) for k in range(isr.shape[1])])
+                          for lev in (0.5, 0.8)]
+                    cells.append(f"{lv[0]} / {lv[1]}; {isr[-1].mean():.2f}")
+                lines.append(f"| {g}x{g} | {n} | {sname} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _ci(x: np.ndarray) -> tuple[float, float]:
@@ -559,21 +609,29 @@ def reproduce(run_dir, quick: bool, seed: int, executor=None) -> None:
     would recompile in each). The full study sends one job per (grid, n, method) through ``executor``.
     """
     study = StudyConfig.quick() if quick else StudyConfig.full()
+    run_study(run_dir, study, seed, executor=None if quick else executor, quick_equilibria=quick)
+
+
+def run_study(run_dir, study: StudyConfig, seed: int, executor=None, quick_equilibria: bool = False) -> list:
+    """The stages ``equilibria`` (E1/E2 table), ``compare`` (validity gate, sample-efficiency table, held-out
+    maps and splits) and ``oscillation`` into ``run_dir``, each skipped when already done (resume); returns
+    the rows of all three. ``quick_equilibria`` drops the label-noise sweep and the crossing game."""
     eq = run_dir.stage(sub=SUB, experiment="equilibria", seed=seed)
     if not eq.done:
         with eq.running():
-            run_equilibria(eq, seed, quick)
+            run_equilibria(eq, seed, quick_equilibria)
     cmp_stage = run_dir.stage(sub=SUB, experiment="compare", seed=seed)
     results: dict[str, Any] = {}
     if not cmp_stage.done:
         with cmp_stage.running():
-            run_compare(cmp_stage, study, seed, results, executor=None if quick else executor)
+            run_compare(cmp_stage, study, seed, results, executor=executor)
     osc = run_dir.stage(sub=SUB, experiment="oscillation", seed=seed)
     if not osc.done:
         if not results:  # compare was done in an earlier attempt: rebuild curves from its metrics
             results = _results_from_jobs(run_dir.path, study, seed)
         with osc.running():
             run_oscillation(osc, results, study, seed)
+    return eq.rows() + cmp_stage.rows() + osc.rows()
 
 
 def _results_from_jobs(run_path, study: StudyConfig, seed: int) -> dict:
