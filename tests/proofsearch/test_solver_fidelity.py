@@ -15,6 +15,7 @@ from quietrl.proofsearch.constraints import _injective_tags
 from quietrl.proofsearch.proofcheck import analyzed_proofs, parse_script
 from quietrl.proofsearch.render import normalise_goal
 from quietrl.proofsearch.system import apply, initial_system, methods
+from quietrl.proofsearch.types import Var
 
 
 def _method(text: str, offered):
@@ -87,7 +88,8 @@ def test_variant_made_reducible_by_an_equation_dies_in_the_step(protocols):
 
 @pytest.mark.parametrize("rel,lemma", [("classic/NSPK3.spthy", "types"),
                                        ("loops/Minimal_Typing_Example.spthy", "sources_assertion"),
-                                       ("loops/Minimal_Loop_Example.spthy", "Start_before_Loop")])
+                                       ("loops/Minimal_Loop_Example.spthy", "Start_before_Loop"),
+                                       ("loops/JCS12_Typing_Example.spthy", "typing_assertion")])
 def test_whole_proofs_agree_with_tamarin(protocols, rel, lemma):
     # NSPK3 types: induction, last(#i) decided by the ordering, a KU of an open chain's variable before
     # its sender closing as cyclic; the others: induction and sources on small loops.
@@ -114,3 +116,34 @@ def test_injective_facts_are_the_fresh_threaded_linear_facts(protocols):
     assert _injective_tags(parse_file(protocols / "loops" / "RFID_Simple.spthy")) == {"Device_Alice",
                                                                                       "Device_Init"}
     assert _injective_tags(parse_file(protocols / "Tutorial.spthy")) == frozenset()
+
+
+VARIANTS = parse_theory("""theory V begin
+builtins: symmetric-encryption
+rule Key: [ Fr(~k) ] --> [ !Key(~k) ]
+rule Recv: let m = sdec(c, ~k) in [ !Key(~k), In(c) ] --[ Got(m) ]-> [ ]
+lemma l: "All x #i. Got(x) @ i ==> F"
+end""")
+
+
+def test_unique_action_of_a_rule_with_variants_is_placed_with_a_variant_split():
+    # Got is the action of one rule (Recv, two variants: c irreducible under sdec, or c = senc(m, ~k)).
+    # Tamarin's simplification places Recv at #i with sdec(c, ~k) abstracted by a variable z and files
+    # the variants as splitEqs(0): one system, not one case per variant.
+    state = initial_system(VARIANTS, VARIANTS.lemma("l"), "s")
+    (name, state), = apply(state, methods(state)[0])  # simplify
+    assert name == ""
+    nodes = dict(state.constraints.nodes)
+    (inst,) = nodes.values()
+    assert inst.name == "Recv" and [a.name for a in inst.actions] == ["Got"]
+    # sdec(c, ~k) was abstracted by a variable (then unified with the lemma's x): no destructor is left.
+    assert isinstance(inst.actions[0].args[0], Var) and "sdec" not in str(inst)
+    offered = [m.text() for m in methods(state)]
+    assert "solve( splitEqs(0) )" in offered
+    split = next(m for m in methods(state) if m.text() == "solve( splitEqs(0) )")
+    cases = apply(state, split)
+    assert [n for n, _ in cases] == ["split_case_1", "split_case_2"]
+    # One case keeps z = sdec(c, ~k) for an unknown c; the other makes c = senc(z, ~k).
+    premises = sorted(str(dict(c.constraints.nodes)[next(iter(nodes))].premises) for _, c in cases)
+    assert sum("senc" in p for p in premises) == 1
+

@@ -4,7 +4,9 @@ What is here: the data of a constraint system and the formula part of Tamarin's 
 instantiation, conjunction splitting, action atoms becoming action goals (``K(m) @ #j`` becoming an
 ``isend`` node whose premise is the goal ``!KU( m ) @ #vk``), ordering atoms, equations solved by
 unification modulo E, disjunctions becoming disjunction goals, guarded universals instantiated with every
-matching action (S_∀), the S_@ rule when exactly one protocol rule variant can produce an action, merged
+matching action (S_∀), the S_@ rule for an action of exactly one protocol rule (Tamarin's
+``solveUniqueActions``; a rule with several variants is placed with its destructor applications abstracted
+by variables and its variants filed as a split goal, so the case does not fan out), merged
 KU goals (each message is deduced once), and the contradictions ``from formulas``, ``cyclic``,
 ``impossible chain`` and ``forbidden chain``; and ``solve`` for premise, protocol-action, disjunction,
 KU and chain goals, and the contradiction ``node #j after last node #i``.
@@ -514,8 +516,9 @@ class _Work:
 
     def unique_action_rules(self) -> bool:
         """S_@ for action goals whose fact (name and arity) is the action of exactly one rule of the theory
-        (Tamarin's ``solveUniqueActions``): solved when one variant (or the node's one action) unifies, the
-        case dies silently when none does; True if something changed."""
+        (Tamarin's ``solveUniqueActions``): solved when the rule has one variant that unifies (or the
+        node's one action does), or by :meth:`place_abstracted` when the rule has several variants; the case
+        dies silently when no variant unifies; True if something changed."""
         unique = _unique_action_tags(self.theory)
         for g, entry in list(self.goals.items()):
             if entry[1] or not isinstance(g, ActionGoal) or g.fact.name in ("KU", "KD"):
@@ -550,20 +553,70 @@ class _Work:
                         probe = Fact(a.name, tuple(T.shift_vars(t, off) for t in a.args))
                         if T.unify1(a_key(probe), a_key(g.fact)) is not None:
                             options.append((v, a))
-            if len(options) == 1:
-                rule, _ = options[0]
-                inst = self.renamed_instance(rule)
-                a = next(x for x in inst.actions
-                         if T.unify1(a_key(x), a_key(g.fact)) is not None)
-                s = T.unify1(a_key(a), a_key(g.fact))
-                entry[1] = True
-                self.substitute(s)
-                self.place(g.node, _subst_inst(inst, s))
-                return True
             if not options:
                 self.dead = True
                 return True
+            if len(self.variants()[options[0][0].name]) > 1 and self.place_abstracted(g):
+                return True
+            if len(options) == 1:
+                self.place_variant(g, options[0][0])
+                return True
         return False
+
+    def place_abstracted(self, g: ActionGoal) -> bool:
+        """Solve the unique action ``g`` of a rule with several variants as Tamarin does: place the rule
+        with each maximal destructor application abstracted by a fresh variable ``z`` and file the
+        equation ``<z..> = <t..>`` modulo E (its unifiers are the rule's variants) as a numbered split goal,
+        settled at once when one unifier remains. So the case does not fan out per variant here.
+        False when the rule's instance has no action or several actions that fit ``g``."""
+        rules = [r for r in self.theory.rules
+                 if any((a.name, len(a.args)) == (g.fact.name, len(g.fact.args)) for a in r.actions)]
+        if len(rules) != 1:
+            return False
+        inst = self.renamed_instance(_fresh_refined(rules[0]))
+        destr = self.R.destructors
+        abstr: dict[Term, Var] = {}  # maximal destructor application -> its variable, in first-seen order
+
+        def term(t: Term) -> Term:
+            if isinstance(t, T.App):
+                if t.fun in destr:
+                    if t not in abstr:
+                        abstr[t] = self.fresh("z", Sort.MSG)
+                    return abstr[t]
+                args = tuple(term(a) for a in t.args)
+                return t if all(x is y for x, y in zip(args, t.args)) else T.App(t.fun, args)
+            return t
+
+        def fact(f: Fact) -> Fact:
+            return Fact(f.name, tuple(term(self.R.normalize(a)) for a in f.args), f.persistent, f.annotations,
+                        f.pos)
+
+        inst = RuleInstance(inst.name, tuple(map(fact, inst.premises)), tuple(map(fact, inst.actions)),
+                            tuple(map(fact, inst.conclusions)))
+        cands = [a for a in inst.actions if T.unify1(a_key(a), a_key(g.fact)) is not None]
+        if len(cands) != 1:
+            return False
+        s = T.unify1(a_key(cands[0]), a_key(g.fact))
+        self.goals[g][1] = True
+        self.substitute(s)
+        self.place(g.node, _subst_inst(inst, s))
+        if abstr:
+            # Tamarin files the variants as a numbered split even when one of them is left (applied at once
+            # by settle_splits), so later splits are numbered after it.
+            left = self.R.normalize(T.bundle([T.apply(z, s) for z in abstr.values()]))
+            right = self.R.normalize(T.bundle([T.apply(t, s) for t in abstr]))
+            idx = sum(isinstance(x, SplitGoal) for x in self.goals)
+            self.add_goal(SplitGoal(idx, left, right, _split_cases(self.R, left, right)))
+        return True
+
+    def place_variant(self, g: ActionGoal, rule: Rule) -> None:
+        """Solve the action goal ``g`` with a fresh instance of the rule variant ``rule`` at its node."""
+        inst = self.renamed_instance(rule)
+        a = next(x for x in inst.actions if T.unify1(a_key(x), a_key(g.fact)) is not None)
+        s = T.unify1(a_key(a), a_key(g.fact))
+        self.goals[g][1] = True
+        self.substitute(s)
+        self.place(g.node, _subst_inst(inst, s))
 
     def eval_disjunctions(self) -> bool:
         """Tamarin's atom valuation on open disjunctions: a disjunct that is ``last(#i)`` or ``#i < #j``
