@@ -69,3 +69,17 @@ def test_changed_training_config_is_a_one_line_error(tmp_path):
     other = StudyConfig(**{**TINY.__dict__, "updates_per_stage": 3})
     with pytest.raises(UserError, match="another config|shapes differ"):
         _load_groups(stage, other, 0)
+
+
+def test_closing_tables_report_every_split_and_the_seed_figures():
+    ci = {"mean": 0.7, "lo": 0.65, "hi": 0.75}
+    row = {"kl3": ci, "dir_acc": ci, "brier": ci}
+    results = {s: {"rows": {"lpg": row, "uniform": row}, "lpg_minus_uniform_kl": ci, "n_fits": 4}
+               for s in ("cv4", "two_to_three")}
+    pers = [{"share": 0.15, "p_g1": 0.2, "stage1_success_at_switch": 0.5, "lpg_fixed": 0.4,
+             "lpg_proportional": 0.3}]
+    text = experiment.closing_tables(results, {}, {2: [0.2]}, {}, {"colour_fraction": 0.3, "episodes": 10},
+                                     pers, np.array([0.9, 0.5]), 8, 1.0)
+    assert "## cv4" in text and "## two_to_three" in text and "| lpg | 0.700 [0.650, 0.750]" in text
+    assert "0.82 lies outside its interval (not confirmed)" in text     # 0.82 not in [0.65, 0.75]
+    assert "first 15% of training" in text and "0.500 reach >= 80%" in text

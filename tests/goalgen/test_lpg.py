@@ -131,3 +131,24 @@ def test_closed_form_velocity_matches_autodiff():
         np.testing.assert_allclose(jax.jit(stage_velocity)(theta, w, obj, goal, present, env_mask),
                                    jax.jit(stage_velocity_autodiff)(theta, w, obj, goal, present, env_mask),
                                    rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow   # ~15 s of compiles: kept out of the default run's 2-minute budget
+def test_vectorised_fit_jobs_equal_single_fits():
+    # fit_jobs groups jobs by encoded shape (simultaneous vs the rest), cuts unused stages and
+    # environments and vmaps each group: every job must end where its own single fit ends.
+    from quietrl.goalgen.lpg import fit_jobs
+    rng = np.random.default_rng(1)
+    pls = [parse_pipeline(n) for n in ("red_cross", "blue_plus_then_red_cross",
+                                       "black_ring_with_red_ring_distractor_then_blue_ring")]
+    pipe = np.repeat(np.arange(3), 6).astype(np.int32)
+    pairs = ALL_PAIRS[rng.choice(len(ALL_PAIRS), 18, replace=False)]
+    p_obs = rng.dirichlet(np.ones(3), 18).astype(np.float32)
+    ex = Examples(pls, pipe, pairs[:, 0].astype(np.int32), pairs[:, 1].astype(np.int32), p_obs)
+    cfgs = [LPGConfig(rk4_steps=5, lr=0.05), LPGConfig(mode="simultaneous", rk4_steps=5, lr=0.05)]
+    masks = [pipe != 2, np.ones(18, bool)]
+    preds, _ = fit_jobs(ex, list(zip(cfgs, masks)), n_steps=4, batch=4)
+    for cfg, mask, pred in zip(cfgs, masks, preds):
+        single = LPG(cfg)
+        single.fit(Examples(pls, pipe[mask], ex.obj_a[mask], ex.obj_b[mask], p_obs[mask]), n_steps=4)
+        np.testing.assert_allclose(pred, single.predict_examples(ex), atol=2e-5)

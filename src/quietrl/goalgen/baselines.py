@@ -59,13 +59,17 @@ class FeatureCount:
 
     def predict_examples(self, ex: Examples) -> np.ndarray:
         counts = jnp.asarray(stage_feature_counts(ex.pipelines))
-        return np.asarray(_fc_pred(self.theta, counts, jnp.asarray(ex.pipe), jnp.asarray(ex.obj_a),
-                                   jnp.asarray(ex.obj_b)))
+        return np.asarray(_fc_pred_jit(self.theta, counts, jnp.asarray(ex.pipe), jnp.asarray(ex.obj_a),
+                                       jnp.asarray(ex.obj_b)))
 
 
 def _fc_pred(theta, counts, pipe, a, b):
     v = theta["alpha"] * counts @ _PHI.T + theta["beta"]     # (P, 24)
     return _softmax3(v[pipe, a], v[pipe, b])
+
+
+# One compiled call per shape instead of op-by-op dispatch.
+_fc_pred_jit = jax.jit(_fc_pred)
 
 
 @jax.jit
@@ -132,4 +136,4 @@ def per_agent_ceiling(agent: np.ndarray, obj_a: np.ndarray, obj_b: np.ndarray, p
     train_w = jnp.asarray(~test, jnp.float32)
     loss = lambda th: jnp.sum(_kl(p, predict(th)) * train_w) / jnp.maximum(train_w.sum(), 1)  # noqa
     theta = _adam(loss, jnp.zeros((n_agents, dim)), n_steps, lr)
-    return test, np.asarray(predict(theta))
+    return test, np.asarray(jax.jit(predict)(theta))

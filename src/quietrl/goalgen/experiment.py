@@ -54,13 +54,15 @@ class StudyConfig:
     n_boot: int = 1000
     fit_batch: int = 16               # LPG fits vectorised together
     fit_lr: float = 0.02
+    rk4_steps: int = 100              # RK4 steps per unit of stage time (the authors': 100, dt = 0.01)
     family_seed: int = 0
 
     def __post_init__(self):
         require(self.obs_mode in ("glyph", "symbolic"), "obs_mode", "must be glyph or symbolic")
         for f in self.families:
             require(f in FAMILIES, "families", f"unknown family {f!r} (valid: {','.join(FAMILIES)})")
-        for f in ("seeds", "updates_per_stage", "agents_per_group", "chunk_updates", "n_episodes", "grid"):
+        for f in ("seeds", "updates_per_stage", "agents_per_group", "chunk_updates", "n_episodes", "grid",
+                  "rk4_steps"):
             require(getattr(self, f) >= 1, f, "must be >= 1")
         require(self.per_family >= 0 and self.fit_steps >= 0, "per_family", "must be >= 0")
 
@@ -72,7 +74,7 @@ def quick_config() -> StudyConfig:
     """A few pipelines of every family, one seed, short stages, few episodes: minutes, not an hour."""
     return StudyConfig(per_family=2, seeds=1, updates_per_stage=10, n_envs=32, n_steps=32, n_epochs=4,
                        chunk_updates=10, n_episodes=8, fit_steps=30, few_shot_ns=(0, 2, 8),
-                       few_shot_trials=2, n_boot=300, fit_batch=48, fit_lr=0.05)
+                       few_shot_trials=2, n_boot=300, fit_batch=48, fit_lr=0.05, rk4_steps=25)
 
 
 def study_pipelines(cfg: StudyConfig) -> list[Pipeline]:
@@ -232,17 +234,22 @@ def run_evaluation(stage, train_stage, cfg: StudyConfig, seed: int) -> PairTable
 def salience(table: PairTable) -> dict[str, float]:
     """On family A: of episodes ending at (goal colour, other shape) or (other colour, goal shape), the
     fraction ending at the colour match. Pools every such pair of every family-A agent."""
-    n_col = n_sha = 0
+    per: dict[str, list[int]] = {}
     t = table.subset(np.asarray(table.family, dtype=str) == "A")
     for i in range(len(t)):
-        g = parse_pipeline(str(t.pipeline[i])).stages[0].goals[0]
+        name = str(t.pipeline[i])
+        g = parse_pipeline(name).stages[0].goals[0]
         a, b = ALL_OBJECTS[t.obj_a[i]], ALL_OBJECTS[t.obj_b[i]]
         for x, y, nx, ny in ((a, b, t.counts[i, 0], t.counts[i, 1]), (b, a, t.counts[i, 1], t.counts[i, 0])):
             if (x.colour == g.colour and x.shape != g.shape and y.shape == g.shape and y.colour != g.colour):
-                n_col += nx
-                n_sha += ny
-    total = n_col + n_sha
-    return {"colour_fraction": n_col / total if total else float("nan"), "episodes": int(total)}
+                c = per.setdefault(name, [0, 0])
+                c[0] += int(nx)
+                c[1] += int(ny)
+    n_col = sum(c[0] for c in per.values())
+    total = n_col + sum(c[1] for c in per.values())
+    return {"colour_fraction": n_col / total if total else float("nan"), "episodes": int(total),
+            "per_pipeline": {k: c[0] / (c[0] + c[1]) if c[0] + c[1] else float("nan")
+                             for k, c in sorted(per.items())}}
 
 
 def persistence(table: PairTable, success_at_switch: dict[str, float], models: dict[str, LPG]) -> list[dict]:
@@ -250,9 +257,14 @@ def persistence(table: PairTable, success_at_switch: dict[str, float], models: d
     success at the switch and each model's prediction."""
     rows = []
     t = table.subset(np.asarray(table.family, dtype=str) == "F")
-    for name in sorted(set(np.asarray(t.pipeline, dtype=str))):
-        p = parse_pipeline(name, "F")
-        g1, g2 = p.stages[0].goals[0].id, p.stages[1].goals[0].id
+    names = sorted(set(np.asarray(t.pipeline, dtype=str)))
+    pls = [parse_pipeline(name, "F") for name in names]
+    g1s = np.array([p.stages[0].goals[0].id for p in pls], np.int32)
+    g2s = np.array([p.stages[1].goals[0].id for p in pls], np.int32)
+    # One prediction call per model for all pipelines (one compiled shape, not one per pipeline).
+    preds = {key: model.predict(pls, np.arange(len(pls)), g1s, g2s) for key, model in models.items()}
+    for i, (name, p) in enumerate(zip(names, pls)):
+        g1, g2 = int(g1s[i]), int(g2s[i])
         lo, hi = min(g1, g2), max(g1, g2)
         m = (np.asarray(t.pipeline, dtype=str) == name) & (t.obj_a == lo) & (t.obj_b == hi)
         c = t.counts[m].sum(0)
@@ -260,8 +272,8 @@ def persistence(table: PairTable, success_at_switch: dict[str, float], models: d
         row = {"pipeline": name, "share": p.stages[0].fraction,
                "p_g1": n1 / (n1 + n2) if n1 + n2 else float("nan"),
                "stage1_success_at_switch": success_at_switch.get(name, float("nan"))}
-        for key, model in models.items():
-            pr = model.predict([p], np.array([0]), np.array([g1]), np.array([g2]))[0]
+        for key in models:
+            pr = preds[key][i]
             row[key] = float(pr[0] / (pr[0] + pr[1]))
         rows.append(row)
     return rows
@@ -286,7 +298,8 @@ def _final_success_all(groups) -> np.ndarray:
 def run_fit(stage, train_stage, eval_stage, cfg: StudyConfig, seed: int) -> None:
     table = PairTable.read_csv(Path(eval_stage.path) / "dataset.csv")
     valid = table.valid()
-    lpg_base = LPGConfig(fit_steps=cfg.fit_steps, lr=cfg.fit_lr, updates_per_stage=cfg.updates_per_stage)
+    lpg_base = LPGConfig(fit_steps=cfg.fit_steps, lr=cfg.fit_lr, updates_per_stage=cfg.updates_per_stage,
+                         rk4_steps=cfg.rk4_steps)
     t0 = time.perf_counter()
     prop_cfg = dataclasses.replace(lpg_base, stage_time="proportional")
     res = protocol.run_protocol(
@@ -353,10 +366,71 @@ def run_fit(stage, train_stage, eval_stage, cfg: StudyConfig, seed: int) -> None
         "saliency_SST": full.saliency().tolist(), "final_success": final.tolist(),
     }
     stage.write_summary(rows, extra)
-    _figures(stage, results, full, pers, shots)
+    tables = closing_tables(results, ceil, shots, res["skipped"], sal, pers, final, n_fits, fit_wall)
+    from quietrl.core.io import atomic_write_text
+    atomic_write_text(Path(stage.path) / "tables.md", tables)
+    print(f"goalgen fit: every split's table in {Path(stage.path) / 'tables.md'}", flush=True)
+    _figures(stage, results, full, pers, shots, sal)
 
 
-def _figures(stage, results, full: LPG, pers, shots) -> None:
+def _fmt(v: dict) -> str:
+    return f"{v['mean']:.3f} [{v['lo']:.3f}, {v['hi']:.3f}]"
+
+
+def closing_tables(results, ceil, shots, skipped, sal, pers, final, n_fits, fit_wall) -> str:
+    """Markdown of every acceptance output of the fit stage: one table per split (LPG, its ablations and
+    the baselines; mean with a pipeline-grouped 95% bootstrap interval), the per-agent ceilings, the
+    few-shot curve, salience, persistence, and the seed text's two figures against what we measured."""
+    from .metrics import METRICS
+    out = [f"# goalgen study: closing tables\n\n{len(final)} agents; "
+           f"{float(np.mean(final >= 0.8)):.3f} reach >= 80% success on their last stage's task. "
+           f"{n_fits} LPG fits in {fit_wall:.1f} s.\n"]
+    for split, r in results.items():
+        d = r["lpg_minus_uniform_kl"]
+        out.append(f"\n## {split} ({r['n_fits']} LPG fits)\n\n| model | " + " | ".join(METRICS) + " |\n|---|"
+                   + "---|" * len(METRICS))
+        for m, row in r["rows"].items():
+            out.append(f"| {m} | " + " | ".join(_fmt(row[k]) for k in METRICS) + " |")
+        out.append(f"\nLPG - uniform 3-way KL: {_fmt(d)}")
+    for split, why in skipped.items():
+        out.append(f"\n## {split}: skipped ({why})")
+    if ceil:
+        out.append("\n## per-agent ceilings (25% of each agent's own pairs held out)\n\n| ceiling | "
+                   + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS))
+        for k, row in ceil.items():
+            out.append(f"| {k} | " + " | ".join(_fmt(row[m]) for m in METRICS) + " |")
+    if shots:
+        out.append("\n## few-shot (LPG, held-out 3-way KL per trial)\n")
+        for n in sorted(shots):
+            out.append(f"- n = {n}: " + ", ".join(f"{x:.3f}" for x in shots[n]))
+    out.append(f"\n## salience (family A)\n\nFraction of episodes ending at (goal colour, other shape) "
+               f"rather than (other colour, goal shape): {sal['colour_fraction']:.3f} "
+               f"over {sal['episodes']} episodes.")
+    if "cv4" in results:
+        acc = results["cv4"]["rows"]["lpg"]["dir_acc"]
+        out.append(f"\n## seed-text figures, as measured\n\n- \"82% accuracy\": LPG's cv4 directional accuracy "
+                   f"(threshold 0.10) is {_fmt(acc)}: "
+                   + ("consistent with 0.82." if acc["lo"] <= 0.82 <= acc["hi"] else
+                      "0.82 lies outside its interval (not confirmed)."))
+    if pers:
+        out.append("\n## persistence (family F): P(g1) / (P(g1) + P(g2)) by stage-1 share\n\n"
+                   "| share | agents' P(g1) | stage-1 success at switch | LPG fixed time | "
+                   "LPG proportional time |\n|---|---|---|---|---|")
+        for share in sorted({p["share"] for p in pers}):
+            ps = [p for p in pers if p["share"] == share]
+            mean = lambda k, ps=ps: float(np.nanmean([p[k] for p in ps]))  # noqa: E731
+            out.append(f"| {share:g} | {mean('p_g1'):.3f} | {mean('stage1_success_at_switch'):.3f} | "
+                       f"{mean('lpg_fixed'):.3f} | {mean('lpg_proportional'):.3f} |")
+        early = [p["p_g1"] for p in pers if p["share"] == 0.15]
+        if early:
+            out.append(f"\n- \"first 15% of training\": after a 15% stage 1, agents prefer g1 over g2 in "
+                       f"{float(np.nanmean(early)):.3f} of the (g1, g2) episodes that end at either "
+                       "(0 = the later goal replaced g1 entirely, 0.5 = g1 still as strong as the later goal; the "
+                       "seed text's \"permanently biases all behaviour\" would need values near 0.5 or above).")
+    return "\n".join(out) + "\n"
+
+
+def _figures(stage, results, full: LPG, pers, shots, sal=None) -> None:
     from quietrl.core.plotting import new_figure
 
     from .types import FEATURE_NAMES
@@ -398,6 +472,17 @@ def _figures(stage, results, full: LPG, pers, shots) -> None:
         ax.set_ylabel("P(g1) / (P(g1) + P(g2))")
         ax.legend(fontsize=7)
         stage.save_figure(fig, "persistence")
+    if sal and sal.get("per_pipeline"):
+        fig, ax = new_figure(size=(6, 3.5))
+        names = list(sal["per_pipeline"])
+        ax.bar(range(len(names)), [sal["per_pipeline"][n] for n in names])
+        ax.axhline(0.5, color="k", lw=0.8, ls="--")
+        ax.axhline(sal["colour_fraction"], color="r", lw=0.8, label=f"pooled {sal['colour_fraction']:.2f}")
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+        ax.set_ylabel("P(goal colour) vs P(goal shape)")
+        ax.set_title("salience (family A): colour match over shape match")
+        ax.legend(fontsize=7)
+        stage.save_figure(fig, "salience")
     if shots:
         fig, ax = new_figure()
         ns = sorted(shots)

@@ -138,7 +138,9 @@ def init_params(cfg: LPGConfig = LPGConfig(), key=None) -> dict:
         key = jax.random.PRNGKey(0) if key is None else key
         s = jax.random.normal(key, (N_FEATURES, cfg.latent_dim)) / np.sqrt(cfg.latent_dim)
     mask = jnp.eye(N_FEATURES) if cfg.saliency == "diagonal" else jnp.ones_like(s)
-    return {"S": s, "S_mask": mask, "logit_q": jnp.array(cfg.init_logit_q), "c": jnp.array(cfg.init_c)}
+    # Strong float32 scalars: fitted thetas are, and a weak-typed one would compile every program again.
+    return {"S": s, "S_mask": mask, "logit_q": jnp.array(cfg.init_logit_q, jnp.float32),
+            "c": jnp.array(cfg.init_c, jnp.float32)}
 
 
 def saliency_matrix(theta: dict) -> jax.Array:
@@ -301,6 +303,8 @@ def _weighted_loss(theta, enc, pipe, a, b, p_obs, weight, n_rk4):
 
 
 _loss_jit = jax.jit(_weighted_loss, static_argnames=("n_rk4",))
+# One compiled call instead of op-by-op dispatch (each eager op compiles per new shape).
+_predict_pairs_jit = jax.jit(predict_pairs)
 
 
 def _fit_scan_impl(theta, enc, pipe, a, b, p_obs, weight, n_rk4, n_steps, lr):
@@ -330,10 +334,12 @@ class LPG:
         self.cfg = cfg
         self.theta = init_params(cfg) if theta is None else theta
 
-    def _enc(self, pipelines):
+    def _enc(self, pipelines, min_size: int = 8, cut: bool = False):
         enc = encode_pipelines(pipelines, self.cfg)
-        n = _bucket(len(pipelines))
-        return tuple(jnp.asarray(_pad_rows(x, n)) for x in dataclasses.astuple(enc))
+        n = max(min_size, _bucket(len(pipelines)))
+        arrays = tuple(_pad_rows(x, n) for x in dataclasses.astuple(enc))
+        # Fits cut unused stages and environments (a 3x saving for every mode but simultaneous).
+        return tuple(jnp.asarray(x) for x in (_cut(arrays) if cut else arrays))
 
     def _data(self, ex: "Examples"):
         n = _bucket(len(ex.pipe))
@@ -344,7 +350,9 @@ class LPG:
 
     def latents(self, pipelines: list[Pipeline]) -> np.ndarray:
         """w_Omega per pipeline. Shape (P, d)."""
-        return np.asarray(_latents(self.theta, self._enc(pipelines), self.cfg.rk4_steps))[:len(pipelines)]
+        # Forward simulation is cheap: pad to >= 64 pipelines so that every small call shares one compile.
+        enc = self._enc(pipelines, min_size=64)
+        return np.asarray(_latents(self.theta, enc, self.cfg.rk4_steps))[:len(pipelines)]
 
     def values(self, pipelines: list[Pipeline]) -> np.ndarray:
         """Predicted object values v(o) after each pipeline. Shape (P, 24)."""
@@ -353,7 +361,7 @@ class LPG:
     def predict(self, pipelines: list[Pipeline], pipe, obj_a, obj_b) -> np.ndarray:
         """p_pred (N, 3) for rows (pipelines[pipe[i]], obj_a[i], obj_b[i])."""
         w = jnp.asarray(self.latents(pipelines))[jnp.asarray(pipe)]
-        return np.asarray(predict_pairs(self.theta, w, jnp.asarray(obj_a), jnp.asarray(obj_b)))
+        return np.asarray(_predict_pairs_jit(self.theta, w, jnp.asarray(obj_a), jnp.asarray(obj_b)))
 
     def predict_examples(self, ex: "Examples") -> np.ndarray:
         return self.predict(ex.pipelines, ex.pipe, ex.obj_a, ex.obj_b)
@@ -365,7 +373,7 @@ class LPG:
         n_steps = self.cfg.fit_steps if n_steps is None else n_steps
         if n_steps == 0:
             return []
-        self.theta, losses = _fit_scan(self.theta, self._enc(ex.pipelines), *self._data(ex),
+        self.theta, losses = _fit_scan(self.theta, self._enc(ex.pipelines, cut=True), *self._data(ex),
                                        n_rk4=self.cfg.rk4_steps, n_steps=n_steps, lr=self.cfg.lr)
         return [float(x) for x in np.asarray(losses)]
 
@@ -385,17 +393,14 @@ class LPG:
 
 @functools.partial(jax.jit, static_argnames=("n_rk4", "n_steps", "lr"))
 def _fit_many(thetas, encs, weights, pipe, a, b, p_obs, n_rk4, n_steps, lr):
-    """Several fits at once: vmap of `_fit_scan` over (theta, encoding, example weights)."""
-    return jax.vmap(lambda th, enc, w: _fit_scan_impl(th, enc, pipe, a, b, p_obs, w, n_rk4,
-                                                             n_steps, lr))(thetas, encs, weights)
-
-
-@functools.partial(jax.jit, static_argnames=("n_rk4",))
-def _predict_many(thetas, encs, pipe, a, b, n_rk4):
-    def one(th, enc):
-        w = jax.vmap(lambda e: simulate(th, e, n_rk4))(enc)
-        return predict_pairs(th, w[pipe], a, b)
-    return jax.vmap(one)(thetas, encs)
+    """Several fits at once: vmap over (theta, encoding, example weights) of `_fit_scan` followed by the
+    fitted model's predictions for every row (one program, one compile). Returns (thetas, losses
+    (J, n_steps), predictions (J, N, 3))."""
+    def one(th, enc, w):
+        th, losses = _fit_scan_impl(th, enc, pipe, a, b, p_obs, w, n_rk4, n_steps, lr)
+        lat = jax.vmap(lambda e: simulate(th, e, n_rk4))(enc)
+        return th, losses, predict_pairs(th, lat[pipe], a, b)
+    return jax.vmap(one)(thetas, encs, weights)
 
 
 def fit_jobs(ex: "Examples", jobs: list[tuple[LPGConfig, np.ndarray]], n_steps: int, batch: int = 8,
@@ -403,8 +408,11 @@ def fit_jobs(ex: "Examples", jobs: list[tuple[LPGConfig, np.ndarray]], n_steps: 
     """Fit many LPG models on subsets of one example set in vectorised batches.
 
     ``jobs``: (config, train mask (N,) bool) per fit; configs must share ``lr`` and ``rk4_steps``.
-    Every job sees all pipelines of ``ex`` (only its train rows carry weight), so all jobs have one shape
-    and compile once. Returns (predictions for every row under every job (J, N, 3), fitted thetas).
+    Every job sees all pipelines of ``ex`` (only its train rows carry weight). Jobs are grouped by the
+    shape of their encoded pipelines, and each group is fitted in batches of ``batch`` by one compiled
+    program: the simultaneous ablation (1 stage of up to 3 environments) and the others (up to 3 stages
+    of 1 environment) would cost 3x each if padded to one shape. Returns (predictions for every row
+    under every job (J, N, 3), fitted thetas in job order).
     """
     if not jobs:
         return np.zeros((0, len(ex.pipe), 3)), []
@@ -414,30 +422,54 @@ def fit_jobs(ex: "Examples", jobs: list[tuple[LPGConfig, np.ndarray]], n_steps: 
     for c, m in jobs:
         if not np.any(m):
             raise UserError("cannot fit LPG on an empty training split")
-    n_p, n_n = _bucket(len(ex.pipelines)), _bucket(len(ex.pipe))
+    # Pipelines are not bucketed here (one call, one compile per shape group; padding costs compute in
+    # proportion); only the rows are, cheaply. Stages and environments that no pipeline uses are cut: a
+    # stage of duration 0 still costs its RK4 steps.
+    n_n = _bucket(len(ex.pipe))
+    encoded = {c: _cut(_trimmed(encode_pipelines(ex.pipelines, c), len(ex.pipelines)))
+               for c in {c for c, _ in jobs}}
+    groups: dict[tuple, list[int]] = {}
+    for j, (c, _) in enumerate(jobs):
+        groups.setdefault(encoded[c][0].shape, []).append(j)
     data = tuple(jnp.asarray(_pad_rows(np.asarray(x), n_n))
                  for x in (ex.pipe.astype(np.int32), ex.obj_a.astype(np.int32), ex.obj_b.astype(np.int32),
                            ex.p_obs.astype(np.float32)))
-    preds, thetas = [], []
-    # Never pad a single batch past the number of jobs: padding costs as much as a real fit.
-    batch = min(batch, len(jobs))
-    for start in range(0, len(jobs), batch):
-        chunk = jobs[start:start + batch]
-        # Pad the batch with copies of its first job so every batch has one compiled shape.
-        padded = chunk + [chunk[0]] * (batch - len(chunk))
-        th = jax.tree.map(lambda *xs: jnp.stack(xs), *[init_params(c) for c, _ in padded])
-        encs = tuple(jnp.stack(xs) for xs in zip(*[
-            tuple(_pad_rows(x, n_p) for x in dataclasses.astuple(encode_pipelines(ex.pipelines, c)))
-            for c, _ in padded]))
-        w = jnp.asarray(np.stack([_pad_rows(m.astype(np.float32), n_n) for _, m in padded]))
-        if n_steps:
-            th, _ = _fit_many(th, encs, w, *data, n_rk4=n_rk4, n_steps=n_steps, lr=lr)
-        p = np.asarray(_predict_many(th, encs, data[0], data[1], data[2], n_rk4=n_rk4))
-        preds.append(p[:len(chunk), :len(ex.pipe)])
-        thetas.extend(jax.tree.map(lambda x, i=i: x[i], th) for i in range(len(chunk)))
-        if on_batch is not None:
-            on_batch(start + len(chunk), len(jobs))
-    return np.concatenate(preds), thetas
+    preds: list = [None] * len(jobs)
+    thetas: list = [None] * len(jobs)
+    done = 0
+    for idx in groups.values():
+        # Never pad a batch past the group's jobs: padding costs as much as a real fit.
+        size = min(batch, len(idx))
+        for start in range(0, len(idx), size):
+            chunk = idx[start:start + size]
+            # Pad the batch with copies of its first job so every batch of the group has one shape.
+            padded = [jobs[j] for j in chunk] + [jobs[chunk[0]]] * (size - len(chunk))
+            th = jax.tree.map(lambda *xs: jnp.stack(xs), *[init_params(c) for c, _ in padded])
+            encs = tuple(jnp.stack(xs) for xs in zip(*[encoded[c] for c, _ in padded]))
+            w = jnp.asarray(np.stack([_pad_rows(m.astype(np.float32), n_n) for _, m in padded]))
+            th, _, p = _fit_many(th, encs, w, *data, n_rk4=n_rk4, n_steps=n_steps, lr=lr)
+            p = np.asarray(p)
+            for i, j in enumerate(chunk):
+                preds[j] = p[i, :len(ex.pipe)]
+                thetas[j] = jax.tree.map(lambda x, i=i: x[i], th)
+            done += len(chunk)
+            if on_batch is not None:
+                on_batch(done, len(jobs))
+    return np.stack(preds), thetas
+
+
+def _cut(enc: tuple) -> tuple:
+    """Drop trailing stages with duration 0 in every pipeline and environments no stage uses."""
+    obj, goal, present, env_mask, time = enc
+    n_k = int(np.max(np.nonzero(time.any(0))[0], initial=0)) + 1
+    n_e = int(np.max(np.nonzero(env_mask.any((0, 1)))[0], initial=0)) + 1
+    return (obj[:, :n_k, :n_e], goal[:, :n_k, :n_e], present[:, :n_k, :n_e], env_mask[:, :n_k, :n_e],
+            time[:, :n_k])
+
+
+def _trimmed(enc: EncodedPipelines, n: int) -> tuple:
+    """The encoding's arrays (obj, goal, present, env_mask, time) for the first ``n`` pipelines."""
+    return tuple(np.asarray(x)[:n] for x in dataclasses.astuple(enc))
 
 
 def convergence_steps(losses: list[float], rel_tol: float = 1e-3) -> int:
