@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -58,9 +59,12 @@ def test_cli_evaluate_and_unknown_lemma(tmp_path):
 
     runner = CliRunner()
     r = runner.invoke(cli, ["evaluate", str(example_path("client_server")), "--lemma", "setup_reachable",
-                            "--arms", "s,mcts", "--min-budget", "10", "--out", str(tmp_path)])
+                            "--arms", "s,mcts", "--budget", "executions", "--exec-min", "40",
+                            "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "summary.json").exists() and (tmp_path / "sizes.png").exists()
+    recs = [json.loads(x) for x in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert {x["budget_exec"] for x in recs} == {40} and all(x["proved"] for x in recs)
     r = runner.invoke(cli, ["evaluate", str(example_path("client_server")), "--lemma", "nope", "--arms", "s"])
     assert r.exit_code != 0 and "unknown lemma" in str(r.exception)
 

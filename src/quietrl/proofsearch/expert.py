@@ -241,13 +241,14 @@ class Learner:
 
 
 def search_with_learning(theory: Theory, lemma: str, learner: Learner, mcts: MCTSConfig, seed: int = 0,
-                         deadline: float | None = None, learn: bool = True) -> MCTSResult:
+                         deadline: float | None = None, learn: bool = True,
+                         clock: Callable[[], float] = time.perf_counter) -> MCTSResult:
     """MCTS + network on one lemma; with ``learn`` the learner trains online from the search's subproofs."""
     def between(_: int) -> None:
         learner.train(learner.cfg.updates_between_searches)
 
     return search_lemma(theory, lemma, mcts, evaluator=learner.evaluate,
-                        listener=learner.listener if learn else None, seed=seed, deadline=deadline,
+                        listener=learner.listener if learn else None, seed=seed, deadline=deadline, clock=clock,
                         on_search=between if learn else None)
 
 

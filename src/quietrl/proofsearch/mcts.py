@@ -616,10 +616,12 @@ class MCTSResult:
 def search_lemma(theory: Theory, lemma_name: str, cfg: MCTSConfig = MCTSConfig(), evaluator: Evaluator | None = None,
                  seed: int = 0, listener: Callable[[OrNode], None] | None = None,
                  deadline: float | None = None, cache: StepCache | None = None,
-                 on_search: Callable[[int], None] | None = None) -> MCTSResult:
+                 on_search: Callable[[int], None] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> MCTSResult:
     """Run up to ``cfg.searches`` MCTS searches on one lemma; the smallest checked proof.
 
-    ``deadline`` is a ``time.perf_counter()`` value; ``on_search(i)`` is called between searches (the
+    ``deadline`` is a value of ``clock`` (default ``time.perf_counter``; ``time.process_time`` gives a CPU
+    budget that the machine's load does not shrink); ``on_search(i)`` is called between searches (the
     expert-iteration loop trains there). Only proofs that pass :func:`~quietrl.proofsearch.env.check_proof`
     are reported; the rest are listed in ``rejected``.
     """
@@ -638,7 +640,7 @@ def search_lemma(theory: Theory, lemma_name: str, cfg: MCTSConfig = MCTSConfig()
     def budget_left() -> bool:
         if cache.executions >= cfg.max_executions:
             return False
-        return deadline is None or time.perf_counter() < deadline
+        return deadline is None or clock() < deadline
 
     for n_search in range(1, cfg.searches + 1):
         tree = Search(problem, cfg, cache, evaluator, listener, rng, cfg.root_noise if n_search > 1 else 0.0)
