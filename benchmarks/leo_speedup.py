@@ -58,11 +58,14 @@ def main() -> None:
         print(f"{k:>5} {r['leo_s']:>9.4f} {r['relabel_s']:>10.3f} {r['ratio']:>7.1f}x {r['ratio_cpu']:>8.1f}x "
               f"{r['model']:>6.1f}x {r['pqn_s']:>8.4f} {r['per_pair_over_per_transition']:>12.2f} "
               f"{r['per_pair_over_per_transition_cpu']:>5.2f} {r['leo_target_pass_s']:>10.4f} "
-              f"{r['ratio_with_target_pass']:>6.1f}x {'extrap' if r['relabel_extrapolated'] else 'full':>8}",
+              f"{r['ratio_with_target_pass']:>6.1f}x "
+              f"{('extrap>=' if r['relabel_lower_bound'] else 'extrap') if r['relabel_extrapolated'] else 'full':>8}",
               flush=True)
         if r["relabel_extrapolated"]:
             pts = ", ".join(f"{n} mb: {w:.2f} s wall / {c:.2f} s cpu" for n, w, c in r["relabel_points"])
-            print(f"#   K={k}: baseline cut to {pts}; full = {r['relabel_minibatches']} mb", flush=True)
+            print(f"#   K={k}: baseline cut to {pts}; full = {r['relabel_minibatches']} mb"
+                  + ("; the fit fell below the dearest cut: its time is used, a lower bound ('extrap>=')"
+                     if r["relabel_lower_bound"] else ""), flush=True)
     out = {"setup": {"trunk": setup.trunk, "batch": setup.batch, "minibatch": setup.minibatch,
                      "obs_dim": setup.obs_dim, "num_actions": setup.num_actions,
                      "platform": jax.devices()[0].platform}, "updates": rows}

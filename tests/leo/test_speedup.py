@@ -70,7 +70,12 @@ def test_time_updates_extrapolates_from_the_cut_counts():
     r = time_updates(SMALL, 7, repeats=1, with_pqn=False, with_target_pass=False, relabel_minibatches=(2, 4))
     assert r["relabel_extrapolated"] and [p[0] for p in r["relabel_points"]] == [2, 4]
     assert r["relabel_minibatches"] == num_relabel_minibatches(32, 7, 16) == 16
-    assert r["relabel_s"] > 0 and r["ratio"] == pytest.approx(r["relabel_s"] / r["leo_s"])
+    # Timings of a tiny setup are noise: only what holds whatever they are is asserted. The full update
+    # costs at least the dearest cut (a noisy fit below that is clamped to it and flagged).
+    assert r["relabel_s"] >= max(p[1] for p in r["relabel_points"]) > 0
+    assert r["relabel_cpu_s"] >= max(p[2] for p in r["relabel_points"])
+    assert isinstance(r["relabel_lower_bound"], bool)
+    assert r["ratio"] == pytest.approx(r["relabel_s"] / r["leo_s"])
 
 
 def test_time_updates_needs_two_distinct_cut_counts():
