@@ -13,6 +13,8 @@ Deviation: the network sees the flat one-hot vector (MLP trunk), not the authors
 
 from __future__ import annotations
 
+import abc
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,15 +49,27 @@ def _index(field: str, *idx: int) -> int:
     return OFFSETS[field] + int(np.ravel_multi_index(idx, shape))
 
 
+class GoalListing:
+    """A goal listing being built: one 0/1 observation mask (obs_dim,) per goal, with its name."""
+
+    def __init__(self, obs_dim: int):
+        self.obs_dim, self.rows, self.names = obs_dim, [], []
+
+    def add(self, name: str, idxs) -> None:
+        m = np.zeros(self.obs_dim, np.float32)
+        m[idxs] = 1.0
+        self.rows.append(m)
+        self.names.append(name)
+
+    def result(self) -> tuple[np.ndarray, list[str]]:
+        """(K, obs_dim) masks and the K names, in the order added."""
+        return np.stack(self.rows), self.names
+
+
 def goal_listing() -> tuple[np.ndarray, list[str]]:
     """The 136 Classic goals as a (136, 1562) 0/1 mask matrix and their names."""
-    rows, names = [], []
-
-    def add(name, idxs):
-        m = np.zeros(OBS_DIM, np.float32)
-        m[idxs] = 1.0
-        rows.append(m)
-        names.append(name)
+    listing = GoalListing(OBS_DIM)
+    add = listing.add
 
     for i, item in enumerate(ITEMS):
         for n in range(1, 10):
@@ -68,7 +82,7 @@ def goal_listing() -> tuple[np.ndarray, list[str]]:
     for m, mob in enumerate(MOBS):
         for d, (dr, dc) in DIRS.items():
             add(f"{mob} {d}", [_index("mob_map", CENTRE[0] + dr, CENTRE[1] + dc, m)])
-    return np.stack(rows), names
+    return listing.result()
 
 
 def onehot_features(state) -> jax.Array:
@@ -121,7 +135,7 @@ class CraftaxGoalState(environment.EnvState):
     inner: object  # the craftax EnvState
 
 
-class CraftaxGoalsBase(environment.Environment):
+class CraftaxGoalsBase(environment.Environment, abc.ABC):
     """gymnax-style wrapper of a craftax game (no auto-reset) with one-hot observations. A subclass names
     the game: `_make_inner`, `_generate`, `_advance` (-> state, reward, done), `_features`, `obs_dim` and
     `n_actions` (craftax itself is imported lazily inside those hooks)."""
@@ -133,17 +147,21 @@ class CraftaxGoalsBase(environment.Environment):
         super().__init__()
         self.inner = self._make_inner()
 
+    @abc.abstractmethod
     def _make_inner(self):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _generate(self, key, params):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _advance(self, key, inner, action, params):
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def _features(self, inner) -> jax.Array:
-        raise NotImplementedError
+        ...
 
     @property
     def default_params(self):

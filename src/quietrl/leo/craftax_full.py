@@ -27,7 +27,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from .craftax_env import CraftaxGoalsBase, goal_env
+from .craftax_env import CraftaxGoalsBase, GoalListing, goal_env
 from .env import GoalEnv
 
 VIEW = (9, 11)
@@ -83,13 +83,8 @@ def _count_bit(item: str, n: int) -> int:
 
 def goal_listing() -> tuple[np.ndarray, list[str]]:
     """The 512 Craftax goals as a (512, 9160) 0/1 mask matrix and their names (module docstring order)."""
-    rows, names = [], []
-
-    def add(name, idxs):
-        m = np.zeros(OBS_DIM, np.float32)
-        m[idxs] = 1.0
-        rows.append(m)
-        names.append(name)
+    listing = GoalListing(OBS_DIM)
+    add = listing.add
 
     def cell(d, ch):
         dr, dc = DIRS[d]
@@ -129,7 +124,7 @@ def goal_listing() -> tuple[np.ndarray, list[str]]:
     for a, attr in enumerate(("dexterity", "strength", "intelligence")):
         for v in range(2, 6):
             add(f"{attr} = {v}", [_index("attributes", a, v)])
-    return np.stack(rows), names
+    return listing.result()
 
 
 def _view(grid, corner, pad_value):
