@@ -147,3 +147,53 @@ def test_unique_action_of_a_rule_with_variants_is_placed_with_a_variant_split():
     premises = sorted(str(dict(c.constraints.nodes)[next(iter(nodes))].premises) for _, c in cases)
     assert sum("senc" in p for p in premises) == 1
 
+
+
+SHARED_ACTION = parse_theory("""theory W begin
+builtins: symmetric-encryption
+rule Key: [ Fr(~k) ] --> [ !Key(~k) ]
+rule Recv: [ !Key(~k), In(c) ] --[ Got(c), Eq(sdec(c, ~k), 'ok') ]-> [ ]
+rule Other: [ In(c) ] --[ Got(c) ]-> [ ]
+restriction eq: "All x y #i. Eq(x, y) @ i ==> x = y"
+lemma l: "All x #i. Got(x) @ i ==> F"
+end""")
+
+
+def test_action_goal_places_a_rule_with_variants_once_and_restrictions_settle_its_split():
+    # Got is the action of two rules, so it is a proof step (not simplification). Recv has two variants
+    # (sdec(c, ~k) irreducible, or c = senc(z, ~k)): Tamarin places it once, sdec(c, ~k) abstracted by z,
+    # with the variants as a split filed before the rule's premises. The restriction instance z = 'ok'
+    # then leaves one variant (an irreducible sdec(c, ~k) is never 'ok'), applied at once: c = senc('ok', ~k).
+    state = initial_system(SHARED_ACTION, SHARED_ACTION.lemma("l"), "s")
+    (_, state), = apply(state, methods(state)[0])  # simplify
+    step = next(m for m in methods(state) if m.text().startswith("solve( Got("))
+    cases = dict(apply(state, step))
+    assert sorted(cases) == ["Other", "Recv"]
+    recv = cases["Recv"]
+    assert not any("splitEqs" in m.text() for m in methods(recv))
+    (inst,) = [i for _, i in recv.constraints.nodes if i.name == "Recv"]
+    assert str(inst.actions[0]) == "Got( senc('ok', ~k) )"
+
+
+def test_kas2_accept_is_one_case_per_rule(protocols):
+    # Accept is an action of Init_2 and Resp_2, each with variants (adec of a received ciphertext):
+    # Tamarin's cases are one per rule, the variants left to splitEqs goals.
+    ours, theirs = _cases_at(protocols, "csf12/KAS2_original.spthy", "KAS_key_secrecy", ["", "case_1"])
+    assert ours == theirs == ["Init_2", "Resp_2"]
+
+
+def test_tls_server_rule_with_verify_check_keeps_one_variant(protocols):
+    # S_2's Eq(verify(signature, ..), true) acts on its variant split as soon as S_2 is placed for the
+    # action goal Commit: pkC = pk(x) right away, as Tamarin prints !Pk( $C, pk(x) ).
+    ours, theirs = _cases_at(protocols, "classic/TLS_Handshake.spthy", "injective_agree", ["", "S_2", "S_1"])
+    assert ours == theirs == ["Register_pk"]
+
+
+def test_variant_split_reunified_by_a_substitution_lists_the_reducing_variant_first(protocols):
+    # Init_2's split (m2 = adec(c2, ~lkI)) was filed with c2 unknown; Match then bound c2 to an aenc. Tamarin
+    # re-sorts the re-unified variants: split_case_1 is the one where adec reduces (both splits here), so its
+    # next goal is the KU of the key with the decrypted nonces ~m1 and ~m2 in clear.
+    path = ["", "case_1", "Init_2", "Init_1", "Resp_1", "Register_pk", "Register_pk", "Init_2", "Init_1",
+            "split_case_1", "split_case_1"]
+    ours, theirs = _cases_at(protocols, "csf12/KAS2_original.spthy", "KAS_key_secrecy", path)
+    assert "c_KDF" in ours and "c_KDF" in theirs

@@ -392,7 +392,14 @@ class _Work:
                 if left is g.left and right is g.right:
                     g2 = g
                 else:
-                    cases = _split_cases(self.R, left, right) if not solved else g.cases
+                    cases = g.cases
+                    if not solved:
+                        # Tamarin keeps a split's unifiers in a set, re-sorted whenever a substitution
+                        # re-unifies them: in its proofs the variants that reduce a destructor then come
+                        # first (an untouched variant split keeps the destructor-keeping variant first).
+                        destr = self.R.destructors
+                        cases = tuple(sorted(_split_cases(self.R, left, right), key=lambda c: any(
+                            isinstance(u, T.App) and u.fun in destr for _, t in c for u in T.subterms(t))))
                     g2 = SplitGoal(g.idx, left, right, cases)
             else:
                 g2 = DisjGoal(tuple(_subst_formula(d, s) for d in g.disjuncts))
@@ -563,17 +570,21 @@ class _Work:
                 return True
         return False
 
-    def place_abstracted(self, g: ActionGoal) -> bool:
-        """Solve the unique action ``g`` of a rule with several variants as Tamarin does: place the rule
+    def place_abstracted(self, g: ActionGoal, rule: Rule | None = None, action: int | None = None) -> bool:
+        """Solve the action goal ``g`` with a rule of several variants as Tamarin does: place the rule
         with each maximal destructor application abstracted by a fresh variable ``z`` and file the
         equation ``<z..> = <t..>`` modulo E (its unifiers are the rule's variants) as a numbered split goal,
         settled at once when one unifier remains. So the case does not fan out per variant here.
-        False when the rule's instance has no action or several actions that fit ``g``."""
-        rules = [r for r in self.theory.rules
-                 if any((a.name, len(a.args)) == (g.fact.name, len(g.fact.args)) for a in r.actions)]
-        if len(rules) != 1:
-            return False
-        inst = self.renamed_instance(_fresh_refined(rules[0]))
+        ``rule`` defaults to the one rule with ``g``'s action (simplify's unique actions); ``action`` picks
+        the rule's action to unify with ``g`` (default: the one that fits). False when that rule is not
+        unique or no (or, without ``action``, more than one) action of its instance fits ``g``."""
+        if rule is None:
+            rules = [r for r in self.theory.rules
+                     if any((a.name, len(a.args)) == (g.fact.name, len(g.fact.args)) for a in r.actions)]
+            if len(rules) != 1:
+                return False
+            rule = rules[0]
+        inst = self.renamed_instance(_fresh_refined(rule))
         destr = self.R.destructors
         abstr: dict[Term, Var] = {}  # maximal destructor application -> its variable, in first-seen order
 
@@ -593,20 +604,27 @@ class _Work:
 
         inst = RuleInstance(inst.name, tuple(map(fact, inst.premises)), tuple(map(fact, inst.actions)),
                             tuple(map(fact, inst.conclusions)))
-        cands = [a for a in inst.actions if T.unify1(a_key(a), a_key(g.fact)) is not None]
-        if len(cands) != 1:
-            return False
+        if action is None:
+            cands = [a for a in inst.actions if T.unify1(a_key(a), a_key(g.fact)) is not None]
+            if len(cands) != 1:
+                return False
+        else:
+            cands = [inst.actions[action]]
         s = T.unify1(a_key(cands[0]), a_key(g.fact))
+        if s is None:
+            return False
         self.goals[g][1] = True
         self.substitute(s)
-        self.place(g.node, _subst_inst(inst, s))
         if abstr:
             # Tamarin files the variants as a numbered split even when one of them is left (applied at once
-            # by settle_splits), so later splits are numbered after it.
+            # by settle_splits), so later splits are numbered after it. It is filed before the rule's
+            # premises (older goal) and before placing, so that what placing implies (restrictions on the
+            # rule's actions, e.g. ``Eq(z, true)``) acts on it.
             left = self.R.normalize(T.bundle([T.apply(z, s) for z in abstr.values()]))
             right = self.R.normalize(T.bundle([T.apply(t, s) for t in abstr]))
             idx = sum(isinstance(x, SplitGoal) for x in self.goals)
             self.add_goal(SplitGoal(idx, left, right, _split_cases(self.R, left, right)))
+        self.place(g.node, _subst_inst(inst, s))
         return True
 
     def place_variant(self, g: ActionGoal, rule: Rule) -> None:
@@ -1467,6 +1485,10 @@ def close_open_chains(theory: Theory, cs: Constraints) -> Constraints | None:
 
 
 def _solve_action(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tuple[str, Constraints]]:
+    """A protocol action goal: the action of the node already there, else one case per rule action that
+    unifies. A rule with several variants gives one case (Tamarin's rule with a disjunction of variant
+    substitutions: destructor applications abstracted, the variants a ``splitEqs`` goal), a rule with
+    one variant its instance."""
     out = []
     probe_w = _Work(theory, cs)
     if goal.node in probe_w.nodes:
@@ -1481,7 +1503,18 @@ def _solve_action(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tup
             _keep(out, inst.name, _finish(w))
         return out
     for rule in theory.rules:
-        for v in probe_w.variants()[rule.name]:
+        variants = probe_w.variants()[rule.name]
+        if len(variants) > 1:
+            # A rule with several variants is placed once, destructor applications abstracted, its variants
+            # a split goal (Tamarin's rule with a disjunction of variant substitutions).
+            for ai, a in enumerate(rule.actions):
+                if (a.name, len(a.args)) != (goal.fact.name, len(goal.fact.args)):
+                    continue
+                w = _Work(theory, cs)
+                if w.place_abstracted(goal, rule, ai):
+                    _keep(out, rule.name, _finish(w))
+            continue
+        for v in variants:
             for ai, a in enumerate(v.actions):
                 w = _Work(theory, cs)
                 inst = w.renamed_instance(v)
