@@ -215,7 +215,10 @@ def train_runs(env, cfg: TrainConfig, sparsities: list[int], ent_coefs: list[flo
         out = {"agent_steps": c * per_chunk}
         for k, v in m.items():
             v = np.asarray(v)
-            out[k] = v.tolist() if k.startswith("heldout") or k == "train_isr" else float(np.nanmean(v))
+            if k.startswith("heldout") or k == "train_isr":
+                out[k] = v.tolist()
+            else:  # all-NaN (e.g. a loss no step of the chunk defines) is recorded as NaN, without a warning
+                out[k] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
         kept.append(out)
         return out
 
@@ -459,6 +462,14 @@ def sample_efficiency_table(results: dict, study: StudyConfig) -> str:
                           for lev in (0.5, 0.8)]
                     cells.append(f"{lv[0]} / {lv[1]}; {isr[-1].mean():.2f}")
                 lines.append(f"| {g}x{g} | {n} | {sname} | " + " | ".join(cells) + " |")
+    defaults = TrainConfig()
+    if "arms" in study.methods and "arms-add" in study.methods and defaults.arms_form == "potential" \
+            and defaults.beta == 1.0:
+        # Under the potential form `arms` is R + F and `arms-add` is R + beta F: with beta = 1 they are one
+        # program, so identical columns are expected, not a coincidence.
+        lines += ["", "`arms-add` = R + β·F with β = 1 (TrainConfig default) is the same program as `arms` (R + F) "
+                      "under the potential form: equal columns are expected. The per-step replace/add forms are "
+                      "`arms_form=\"reward\"`."]
     return "\n".join(lines) + "\n"
 
 
@@ -475,10 +486,17 @@ def _ci(x: np.ndarray) -> tuple[float, float]:
 def _compare_figure(stage, study: StudyConfig, results: dict) -> None:
     from quietrl.core.plotting import band, mean_ci, new_figure
 
+    from matplotlib.ticker import FuncFormatter
+
     panels = [(g, n, s) for g in study.grids for n in study.agents for s in study.sparsities]
-    fig, axes = new_figure(1, len(panels), size=(3.6, 3.0))
+    ncols = min(4, len(panels))  # the full study has 8 panels: two rows stay readable
+    nrows = -(-len(panels) // ncols)
+    fig, axes = new_figure(nrows, ncols, size=(3.6, 3.0))
     axes = np.atleast_1d(axes).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     for ax, (g, n, s) in zip(axes, panels):
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k"))
         si = study.sparsities.index(s)
         for k, method in enumerate(study.methods):
             out = results.get(f"G{g}_n{n}_{method}")
@@ -490,8 +508,10 @@ def _compare_figure(stage, study: StudyConfig, results: dict) -> None:
         ax.set_title(f"{g}x{g}, n={n}, {s}")
         ax.set_xlabel("agent-steps per run")
         ax.set_ylim(0, 1)
-    axes[0].set_ylabel("held-out ISR (mean, 95% CI over seeds)")
+    for row in range(nrows):
+        axes[row * ncols].set_ylabel("held-out ISR\n(mean, 95% CI over seeds)")
     axes[0].legend()
+    fig.tight_layout()
     stage.save_figure(fig, "heldout_success")
 
 
