@@ -42,3 +42,41 @@ def test_csv_round_trip_and_errors(tmp_path):
         PairTable.read_csv(path)
     with pytest.raises(UserError, match="no such dataset"):
         PairTable.read_csv(tmp_path / "missing.csv")
+
+
+def _fixed_policy(env, choose):
+    """apply_fn(params, codes, tiles) of a hand-written policy: choose(agent (n, 2), goal (n, 2)) -> actions.
+    Reads the agent's and the first goal object's cells from the cell codes."""
+    import jax.numpy as jnp
+    g = env.grid
+
+    def apply(params, codes, tiles):
+        codes = codes.astype(jnp.int32)
+        agent_cell = jnp.argmax((codes // 25) % 2 == 1, -1)
+        goal_cell = jnp.argmax((codes % 25) == 0, -1)           # black_circle (id 0) is the goal
+        rc = lambda c: jnp.stack([c // g, c % g], -1)           # noqa: E731
+        a = choose(rc(agent_cell), rc(goal_cell))
+        return 50.0 * jax.nn.one_hot(a, 4), jnp.zeros(codes.shape[:-1])
+    return apply
+
+
+def test_task_evaluator_known_answers():
+    import jax.numpy as jnp
+
+    from quietrl.goalgen.env import stack_params
+    from quietrl.goalgen.evaluate import make_task_evaluator
+    env = GoalGridEnv(grid=3, obs_mode="symbolic", max_steps=6)
+    task = stack_params([env.params_for(goals=(0,), distractors=(7,))] * 2)
+    params = jnp.zeros((2, 1))
+
+    def oracle(agent, goal):
+        d = goal - agent      # move along the row first, then the column: 0 up, 1 right, 2 down, 3 left
+        return jnp.where(d[:, 0] < 0, 0, jnp.where(d[:, 0] > 0, 2, jnp.where(d[:, 1] > 0, 1, 3)))
+
+    ev = make_task_evaluator(env, _fixed_policy(env, oracle), 200)
+    assert np.allclose(ev(params, task, jax.random.PRNGKey(0)), 1.0)
+    # Always "up": success iff the goal lies above the agent in its column. Agent and goal are a uniform
+    # pair of distinct cells of the 3x3 grid, so P = (0 + 1 + 2) / 3 / 8 = 1/8.
+    up = make_task_evaluator(env, _fixed_policy(env, lambda a, g: jnp.zeros(a.shape[0], jnp.int32)), 4000)
+    got = up(params, task, jax.random.PRNGKey(1))
+    assert got.shape == (2,) and np.all(np.abs(got - 0.125) < 0.02)

@@ -9,7 +9,8 @@ from quietrl.goalgen.experiment import StudyConfig, _load_groups, run_training
 
 # Two agents (a 1-stage and a 2-stage pipeline) in one group, one PPO update per chunk: 4 chunks.
 TINY = StudyConfig(grid=4, obs_mode="symbolic", families=("A", "C"), per_family=1, seeds=1,
-                   updates_per_stage=2, agents_per_group=2, chunk_updates=1, n_envs=8, n_steps=8, n_epochs=1)
+                   updates_per_stage=2, agents_per_group=2, chunk_updates=1, n_envs=8, n_steps=8, n_epochs=1,
+                   success_episodes=16)
 
 
 def _train(path, interrupt_after=None, monkeypatch=None):
@@ -53,6 +54,12 @@ def test_training_resumes_from_core_checkpoints(tmp_path, monkeypatch):
     assert np.isfinite(ba["success"][1]).all() and np.isnan(ba["success"][0, 2:]).all()
     for x, y in zip(_leaves(ba["params"]), _leaves(bb["params"])):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6, atol=1e-7)
+    # Last-stage success: one value per agent, a fraction of 16 episodes, repeatable (fixed key).
+    succ = experiment.last_stage_success([(ga, ba)], TINY, 0)
+    assert succ.shape == (2,) and np.all((succ >= 0) & (succ <= 1)) and np.all((succ * 16) % 1 == 0)
+    np.testing.assert_array_equal(succ, experiment.last_stage_success([(gb, bb)], TINY, 0))
+    rows = experiment.success_breakdown([(ga, ba)], succ)
+    assert [r["family"] for r in rows] == ["A", "C"] and all(r["agents"] == 1 for r in rows)
     # The metrics log of the resumed run has one line per chunk, as the uninterrupted one.
     assert [m["chunk"] for m in resumed.read_metrics()] == [m["chunk"] for m in straight.read_metrics()] \
         == [1, 2, 3, 4]

@@ -6,7 +6,7 @@ latent policy gradients (`LPG`, `LPGConfig`) with baselines and the held-out pro
 """
 
 from .env import EnvParams, EnvState, GoalGridEnv, glyph_image
-from .evaluate import PairTable, make_pair_evaluator, pair_ids, table_from_counts
+from .evaluate import PairTable, make_pair_evaluator, make_task_evaluator, pair_ids, table_from_counts
 from .families import FAMILIES, generate_families
 from .grammar import parse_object, parse_pipeline
 from .lpg import LPG, Examples, LPGConfig, fit_jobs, rk4_integrate, simulate
@@ -19,7 +19,7 @@ __all__ = [
     "ALL_OBJECTS", "ALL_PAIRS", "EnvParams", "EnvState", "Examples", "FAMILIES", "GameObject", "GoalGridEnv",
     "LPG", "LPGConfig", "PPOConfig", "PairTable", "Pipeline", "PopulationJob", "SPLITS", "Stage",
     "TRAIN_OBJECTS", "Trainer", "brier", "direction", "fit_jobs", "generate_families", "glyph_image", "kl3",
-    "make_folds", "make_pair_evaluator", "make_population_trainer", "pair_ids", "parse_object",
-    "parse_pipeline", "population_job", "rk4_integrate", "run_protocol", "simulate", "summarize",
+    "make_folds", "make_pair_evaluator", "make_population_trainer", "make_task_evaluator", "pair_ids",
+    "parse_object", "parse_pipeline", "population_job", "rk4_integrate", "run_protocol", "simulate", "summarize",
     "table_from_counts", "train_population",
 ]

@@ -76,6 +76,39 @@ def make_pair_evaluator(env: GoalGridEnv, apply_fn, n_episodes: int, pairs_per_b
     return evaluate
 
 
+def make_task_evaluator(env: GoalGridEnv, apply_fn, n_episodes: int, greedy: bool = False):
+    """Build success(params (A, ...), task_params (A, ...) EnvParams, key) -> (A,) float: the fraction of
+    ``n_episodes`` fresh episodes of each agent's own task (one task per agent, e.g. its last stage) that
+    end on a goal within the time limit. Actions are sampled from the policy unless ``greedy``, as in
+    `make_pair_evaluator`, so training success and OOD preferences are measured with one policy."""
+    t_max = int(env.default_params.max_steps_in_episode)
+
+    def one_agent(params, task, key):
+        k_reset, k_run = jax.random.split(key)
+        obs, state = jax.vmap(env.reset_codes, in_axes=(0, None))(jax.random.split(k_reset, n_episodes), task)
+
+        def step(carry, k):
+            obs, state, done = carry
+            k_act, k_env = jax.random.split(k)
+            logits, _ = apply_fn(params, obs, env.tiles)
+            action = jnp.argmax(logits, -1) if greedy else jax.random.categorical(k_act, logits)
+            obs2, state2, _, term, _ = jax.vmap(env.step_env_codes, in_axes=(0, 0, 0, None))(
+                jax.random.split(k_env, n_episodes), state, action, task)
+            return (obs2, state2, done | term), None
+
+        init = (obs, state, jnp.zeros((n_episodes,), bool))
+        (_, _, done), _ = jax.lax.scan(step, init, jax.random.split(k_run, t_max))
+        return done.mean()
+
+    v_eval = jax.jit(jax.vmap(one_agent))
+
+    def success(params, task_params, key) -> np.ndarray:
+        n_agents = jax.tree.leaves(params)[0].shape[0]
+        return np.asarray(v_eval(params, task_params, jax.random.split(key, n_agents)))
+
+    return success
+
+
 @dataclasses.dataclass
 class PairTable:
     """The OOD dataset: one row per (agent, pair). Arrays of length N; counts are int."""

@@ -47,7 +47,9 @@ class StudyConfig:
     n_steps: int = 32
     n_epochs: int = 4
     lr: float = 1e-3
+    ent_coef: float = 0.01
     n_episodes: int = 32
+    success_episodes: int = 256       # fresh episodes of each agent's last-stage task (training success)
     fit_steps: int = 300
     few_shot_ns: tuple[int, ...] = (0, 2, 10, 50)
     few_shot_trials: int = 3
@@ -62,12 +64,13 @@ class StudyConfig:
         for f in self.families:
             require(f in FAMILIES, "families", f"unknown family {f!r} (valid: {','.join(FAMILIES)})")
         for f in ("seeds", "updates_per_stage", "agents_per_group", "chunk_updates", "n_episodes", "grid",
-                  "rk4_steps"):
+                  "rk4_steps", "success_episodes"):
             require(getattr(self, f) >= 1, f, "must be >= 1")
         require(self.per_family >= 0 and self.fit_steps >= 0, "per_family", "must be >= 0")
 
     def ppo(self) -> PPOConfig:
-        return PPOConfig(n_envs=self.n_envs, n_steps=self.n_steps, n_epochs=self.n_epochs, lr=self.lr)
+        return PPOConfig(n_envs=self.n_envs, n_steps=self.n_steps, n_epochs=self.n_epochs, lr=self.lr,
+                         ent_coef=self.ent_coef)
 
 
 def quick_config() -> StudyConfig:
@@ -175,8 +178,37 @@ def run_training(stage, cfg: StudyConfig, seed: int) -> None:
 
 
 def hash_name(name: str) -> int:
-    """A stable (not Python-hash-randomised) integer per pipeline name, for seeding."""
+    """A stable (not Python-hash-randomised) integer per pipeline name, for seeding. Only the first 8 bytes
+    count, so pipelines sharing that prefix (``black_cross`` and ``black_cross_then_red_diamond``) start
+    from one seed: their first stages are common random numbers, identical up to the first point where the
+    pipelines differ (e.g. the family-F shares branch from one stage-1 run)."""
     return int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "little") % 100_003
+
+
+def last_stage_success(groups, cfg: StudyConfig, seed: int) -> np.ndarray:
+    """Success of every trained agent on its last stage's task: the fraction of ``cfg.success_episodes``
+    fresh episodes that end on a goal, actions sampled from the final policy (as in the OOD evaluation).
+    ``groups`` as `_load_groups` returns them. Shape (agents,), in `_groups` order."""
+    from .env import stack_params
+    from .evaluate import make_task_evaluator
+
+    env, trainer = _env_and_trainer(cfg.grid, cfg.obs_mode, cfg.ppo())
+    evaluate = make_task_evaluator(env, trainer.policy, cfg.success_episodes)
+    out = []
+    for g, (group, blob) in enumerate(groups):
+        full = _pad_group(group, cfg.agents_per_group)
+        tasks = stack_params([env.stage_params(p.stages[-1]) for p, _ in full])
+        out.append(evaluate(blob["params"], tasks, jax.random.PRNGKey(20_000 * seed + g))[:len(group)])
+    return np.concatenate(out)
+
+
+def success_breakdown(groups, success: np.ndarray, threshold: float = 0.8) -> list[dict]:
+    """Fraction of agents at >= ``threshold`` last-stage success per family: rows {family, agents,
+    fraction, mean}."""
+    fams = np.array([p.family for group, _ in groups for p, _ in group])
+    return [{"family": f, "agents": int((fams == f).sum()),
+             "fraction": float(np.mean(success[fams == f] >= threshold)),
+             "mean": float(np.mean(success[fams == f]))} for f in sorted(set(fams))]
 
 
 def _final_success(success: np.ndarray, last: int = 3) -> np.ndarray:
@@ -322,7 +354,8 @@ def run_fit(stage, train_stage, eval_stage, cfg: StudyConfig, seed: int) -> None
     groups = _load_groups(train_stage, cfg, seed)
     pers = persistence(table, _success_at_switch(groups, cfg),
                        {"lpg_fixed": full, "lpg_proportional": prop})
-    final = _final_success_all(groups)
+    final = last_stage_success(groups, cfg, seed)
+    by_family = success_breakdown(groups, final)
 
     rows = [
         Row("agents", len(final)),
@@ -364,9 +397,11 @@ def run_fit(stage, train_stage, eval_stage, cfg: StudyConfig, seed: int) -> None
         "ceilings": ceil, "few_shot": {str(k): v for k, v in shots.items()}, "skipped": res["skipped"],
         "salience": sal, "persistence": pers, "theta": full.params_dict(),
         "saliency_SST": full.saliency().tolist(), "final_success": final.tolist(),
+        "final_success_by_family": by_family,
     }
     stage.write_summary(rows, extra)
-    tables = closing_tables(results, ceil, shots, res["skipped"], sal, pers, final, n_fits, fit_wall)
+    tables = closing_tables(results, ceil, shots, res["skipped"], sal, pers, final, n_fits, fit_wall,
+                            by_family)
     from quietrl.core.io import atomic_write_text
     atomic_write_text(Path(stage.path) / "tables.md", tables)
     print(f"goalgen fit: every split's table in {Path(stage.path) / 'tables.md'}", flush=True)
@@ -377,14 +412,18 @@ def _fmt(v: dict) -> str:
     return f"{v['mean']:.3f} [{v['lo']:.3f}, {v['hi']:.3f}]"
 
 
-def closing_tables(results, ceil, shots, skipped, sal, pers, final, n_fits, fit_wall) -> str:
+def closing_tables(results, ceil, shots, skipped, sal, pers, final, n_fits, fit_wall, by_family=()) -> str:
     """Markdown of every acceptance output of the fit stage: one table per split (LPG, its ablations and
     the baselines; mean with a pipeline-grouped 95% bootstrap interval), the per-agent ceilings, the
     few-shot curve, salience, persistence, and the seed text's two figures against what we measured."""
     from .metrics import METRICS
     out = [f"# goalgen study: closing tables\n\n{len(final)} agents; "
-           f"{float(np.mean(final >= 0.8)):.3f} reach >= 80% success on their last stage's task. "
-           f"{n_fits} LPG fits in {fit_wall:.1f} s.\n"]
+           f"{float(np.mean(final >= 0.8)):.3f} reach >= 80% success on their last stage's task "
+           f"(mean success {float(np.mean(final)):.3f}; fresh episodes of that task, actions sampled as in "
+           f"the OOD evaluation). {n_fits} LPG fits in {fit_wall:.1f} s.\n"]
+    if by_family:
+        out.append("| family | agents | >= 80% | mean success |\n|---|---|---|---|")
+        out += [f"| {r['family']} | {r['agents']} | {r['fraction']:.3f} | {r['mean']:.3f} |" for r in by_family]
     for split, r in results.items():
         d = r["lpg_minus_uniform_kl"]
         out.append(f"\n## {split} ({r['n_fits']} LPG fits)\n\n| model | " + " | ".join(METRICS) + " |\n|---|"
@@ -499,10 +538,16 @@ def run_study(run, cfg: StudyConfig, seed: int, experiment: str = "study") -> No
     if not train.done:
         with train.running():
             run_training(train, cfg, seed)
-            final = _final_success_all(_load_groups(train, cfg, seed))
-            train.write_summary([Row("agents trained", len(final)),
-                                 Row("fraction of agents >= 80% success on last stage",
-                                     float(np.mean(final >= 0.8)))])
+            groups = _load_groups(train, cfg, seed)
+            final = last_stage_success(groups, cfg, seed)
+            rollout = _final_success_all(groups)
+            train.write_summary(
+                [Row("agents trained", len(final)),
+                 Row("fraction of agents >= 80% success on last stage", float(np.mean(final >= 0.8))),
+                 Row("mean last-stage success", float(np.mean(final))),
+                 Row("fraction >= 80%, rollout success of the last 3 updates", float(np.mean(rollout >= 0.8)))],
+                {"last_stage_success": final.tolist(), "rollout_success_last3": rollout.tolist(),
+                 "by_family": success_breakdown(groups, final)})
     ev = run.stage(SUB, f"{experiment}_evaluate", seed)
     if not ev.done:
         with ev.running():

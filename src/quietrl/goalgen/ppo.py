@@ -217,13 +217,13 @@ def make_population_trainer(env: GoalGridEnv, cfg: PPOConfig) -> Trainer:
                 mb = jax.tree.map(lambda x: x[idx], flat)
                 (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, mb)
                 updates, opt_state = tx.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), loss
+                return (optax.apply_updates(params, updates), opt_state), (loss, aux[2])
 
-            (params, opt_state), losses = jax.lax.scan(minibatch, (params, opt_state), perm)
-            return (params, opt_state), losses.mean()
+            (params, opt_state), (losses, ents) = jax.lax.scan(minibatch, (params, opt_state), perm)
+            return (params, opt_state), (losses.mean(), ents.mean())
 
-        (params, opt_state), losses = jax.lax.scan(epoch, (runner.params, opt_state),
-                                                   jax.random.split(k_perm, cfg.n_epochs))
+        (params, opt_state), (losses, ents) = jax.lax.scan(epoch, (runner.params, opt_state),
+                                                           jax.random.split(k_perm, cfg.n_epochs))
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(active, a, b), new, old)  # noqa
         runner = Runner(keep(params, runner.params), keep(opt_state, runner.opt_state),
                         env_state, obs, key, jnp.where(active, k, runner.stage))
@@ -232,6 +232,7 @@ def make_population_trainer(env: GoalGridEnv, cfg: PPOConfig) -> Trainer:
             "success": t_term.sum() / jnp.maximum(n_done, 1),
             "episodes": n_done,
             "loss": losses.mean(),
+            "entropy": ents.mean(),      # policy entropy (nats) over the update's minibatches
             "active": active,
         }
         return runner, metrics
