@@ -20,6 +20,32 @@ from .types import ALL_OBJECTS, ALL_PAIRS, GameObject
 CSV_FIELDS = ("pipeline", "family", "seed", "obj_a", "obj_b", "n_episodes", "n_a", "n_b", "n_none")
 
 
+def _first_outcomes(env: GoalGridEnv, apply_fn, params, ep_params, key, greedy: bool) -> jax.Array:
+    """Run one fresh episode per row of ``ep_params`` (EnvParams with a leading (E,) axis) for the env's
+    time limit with one agent's policy; (E,) int32: the goal slot each episode first ended on, -2 if none.
+    Actions are sampled from the policy unless ``greedy``."""
+    n = ep_params.obj_id.shape[0]
+    k_reset, k_run = jax.random.split(key)
+    obs, state = jax.vmap(env.reset_codes)(jax.random.split(k_reset, n), ep_params)
+
+    def step(carry, k):
+        obs, state, outcome = carry
+        k_act, k_env = jax.random.split(k)
+        # Cell codes plus the env's tiles: the same policy as on rendered glyphs, encoded per tile.
+        logits, _ = apply_fn(params, obs, env.tiles)
+        action = jnp.argmax(logits, -1) if greedy else jax.random.categorical(k_act, logits)
+        obs2, state2, _, term, info = jax.vmap(env.step_env_codes)(jax.random.split(k_env, n), state, action,
+                                                                   ep_params)
+        # Record the first outcome only; finished episodes keep stepping harmlessly.
+        outcome = jnp.where((outcome == -2) & term, info["reached"], outcome)
+        return (obs2, state2, outcome), None
+
+    t_max = int(env.default_params.max_steps_in_episode)
+    init = (obs, state, jnp.full((n,), -2, jnp.int32))
+    (_, _, outcome), _ = jax.lax.scan(step, init, jax.random.split(k_run, t_max))
+    return outcome
+
+
 def make_pair_evaluator(env: GoalGridEnv, apply_fn, n_episodes: int, pairs_per_block: int = 23,
                         greedy: bool = False):
     """Build evaluate(params (A, ...), pairs (P, 2) int32, key) -> counts (A, P, 3) int32.
@@ -30,30 +56,11 @@ def make_pair_evaluator(env: GoalGridEnv, apply_fn, n_episodes: int, pairs_per_b
     (P must be a multiple) with `lax.map` to bound memory; agents are vmapped. Actions are sampled from
     the policy unless ``greedy``.
     """
-    t_max = int(env.default_params.max_steps_in_episode)
-
     def one_block(params, block_params, key):
         # block_params: EnvParams with leading (B,) axis; run B * n_episodes episodes.
         b = block_params.obj_id.shape[0]
         ep_params = jax.tree.map(lambda x: jnp.repeat(x, n_episodes, 0), block_params)
-        k_reset, k_run = jax.random.split(key)
-        obs, state = jax.vmap(env.reset_codes)(jax.random.split(k_reset, b * n_episodes), ep_params)
-
-        def step(carry, k):
-            obs, state, outcome = carry
-            k_act, k_env = jax.random.split(k)
-            # Cell codes plus the env's tiles: the same policy as on rendered glyphs, encoded per tile.
-            logits, _ = apply_fn(params, obs, env.tiles)
-            action = jnp.argmax(logits, -1) if greedy else jax.random.categorical(k_act, logits)
-            obs2, state2, _, term, info = jax.vmap(env.step_env_codes)(
-                jax.random.split(k_env, b * n_episodes), state, action, ep_params)
-            # Record the first outcome only; finished episodes keep stepping harmlessly.
-            outcome = jnp.where((outcome == -2) & term, info["reached"], outcome)
-            return (obs2, state2, outcome), None
-
-        init = (obs, state, jnp.full((b * n_episodes,), -2, jnp.int32))
-        (_, _, outcome), _ = jax.lax.scan(step, init, jax.random.split(k_run, t_max))
-        outcome = outcome.reshape(b, n_episodes)
+        outcome = _first_outcomes(env, apply_fn, params, ep_params, key, greedy).reshape(b, n_episodes)
         return jnp.stack([(outcome == 0).sum(-1), (outcome == 1).sum(-1), (outcome < 0).sum(-1)], -1)
 
     def evaluate_agent(params, pair_params, key):
@@ -81,24 +88,9 @@ def make_task_evaluator(env: GoalGridEnv, apply_fn, n_episodes: int, greedy: boo
     ``n_episodes`` fresh episodes of each agent's own task (one task per agent, e.g. its last stage) that
     end on a goal within the time limit. Actions are sampled from the policy unless ``greedy``, as in
     `make_pair_evaluator`, so training success and OOD preferences are measured with one policy."""
-    t_max = int(env.default_params.max_steps_in_episode)
-
     def one_agent(params, task, key):
-        k_reset, k_run = jax.random.split(key)
-        obs, state = jax.vmap(env.reset_codes, in_axes=(0, None))(jax.random.split(k_reset, n_episodes), task)
-
-        def step(carry, k):
-            obs, state, done = carry
-            k_act, k_env = jax.random.split(k)
-            logits, _ = apply_fn(params, obs, env.tiles)
-            action = jnp.argmax(logits, -1) if greedy else jax.random.categorical(k_act, logits)
-            obs2, state2, _, term, _ = jax.vmap(env.step_env_codes, in_axes=(0, 0, 0, None))(
-                jax.random.split(k_env, n_episodes), state, action, task)
-            return (obs2, state2, done | term), None
-
-        init = (obs, state, jnp.zeros((n_episodes,), bool))
-        (_, _, done), _ = jax.lax.scan(step, init, jax.random.split(k_run, t_max))
-        return done.mean()
+        ep_params = jax.tree.map(lambda x: jnp.repeat(x[None], n_episodes, 0), task)
+        return (_first_outcomes(env, apply_fn, params, ep_params, key, greedy) >= 0).mean()
 
     v_eval = jax.jit(jax.vmap(one_agent))
 
