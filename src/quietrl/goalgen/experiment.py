@@ -354,7 +354,10 @@ def run_fit(stage, train_stage, eval_stage, cfg: StudyConfig, seed: int) -> None
     groups = _load_groups(train_stage, cfg, seed)
     pers = persistence(table, _success_at_switch(groups, cfg),
                        {"lpg_fixed": full, "lpg_proportional": prop})
-    final = last_stage_success(groups, cfg, seed)
+    # The training stage already measured it (same episodes and key): read it rather than evaluate again;
+    # a training stage written before that measure existed has none.
+    kept = ((train_stage.summary() or {}).get("extra") or {}).get("last_stage_success")
+    final = np.asarray(kept) if kept is not None else last_stage_success(groups, cfg, seed)
     by_family = success_breakdown(groups, final)
 
     rows = [
