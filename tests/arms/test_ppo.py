@@ -62,7 +62,8 @@ def test_budget_sets_iterations():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method,learner", [("arms", "ippo"), ("arms-add", "ippo"), ("arms-frozen", "ippo"),
+@pytest.mark.parametrize("method,learner", [("arms", "ippo"), ("arms-replace", "ippo"), ("arms-add", "ippo"),
+                                            ("arms-frozen", "ippo"),
                                             ("pbrs", "mappo"), ("bonus", "ippo")])
 def test_other_methods_and_mappo_run(method, learner):
     env = make_env(EnvConfig(grid_size=5, num_agents=2, horizon=8, num_train_tasks=16, num_heldout_tasks=4))

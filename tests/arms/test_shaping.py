@@ -1,11 +1,14 @@
-"""PBRS telescoping on real env rollouts; the learned-potential term telescopes too; the bonus term."""
+"""PBRS telescoping on real env rollouts; the learned-potential term telescopes too; the bonus term; the
+reward each ARMS method hands the policy (potential, replace, add)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from quietrl.arms.env import make_env
-from quietrl.arms.shaping import bonus_term, learned_potential_term, pbrs_term
+import pytest
+
+from quietrl.arms.shaping import bonus_term, learned_potential_term, learned_reward, pbrs_term
 from quietrl.arms.types import EnvConfig
 
 
@@ -56,3 +59,27 @@ def test_learned_potential_term_telescopes():
     total = (np.asarray(f) * gamma ** t).sum(0)
     assert np.allclose(total, -phi[0], atol=1e-5)
     assert not np.allclose(np.asarray(f), 0.0)  # a dense signal, not a constant
+
+
+def test_learned_reward_forms():
+    """`arms` = R + (γΦ' − Φ) telescopes to R's return − Φ_0; `arms-replace` drops R; `arms-add` = R + β r̂."""
+    rng = np.random.default_rng(1)
+    T, gamma, beta = 6, 0.9, 0.5
+    sparse = np.zeros(T, np.float32)
+    sparse[3] = 1.0  # arrival at step 3
+    alive = np.arange(T) <= 3
+    terminal = np.arange(T) >= 3
+    pre = (rng.normal(size=T) * alive).astype(np.float32)
+    post = (rng.normal(size=T) * alive).astype(np.float32)
+    disc = gamma ** np.arange(T)
+    for m in ("arms", "arms-frozen"):
+        r, term = learned_reward(m, jnp.asarray(sparse), jnp.asarray(pre), None, jnp.asarray(alive),
+                                 jnp.asarray(terminal), gamma, beta)
+        assert np.isclose((np.asarray(r) * disc).sum(), gamma ** 3 - pre[0], atol=1e-5)
+        assert np.allclose(np.asarray(r) - sparse, np.asarray(term))
+    r, term = learned_reward("arms-replace", jnp.asarray(sparse), None, jnp.asarray(post), None, None, gamma, beta)
+    assert np.allclose(np.asarray(r), post) and np.allclose(np.asarray(term), post)  # R is gone
+    r, _ = learned_reward("arms-add", jnp.asarray(sparse), None, jnp.asarray(post), None, None, gamma, beta)
+    assert np.allclose(np.asarray(r), sparse + beta * post)
+    with pytest.raises(ValueError, match="not an ARMS method"):
+        learned_reward("pbrs", jnp.asarray(sparse), None, None, None, None, gamma)

@@ -31,7 +31,7 @@ def cli():
 
 @cli.command("train")
 @click.option("--method", default="arms", show_default=True,
-              help="sparse|bonus|pbrs|arms|arms-add|arms-frozen")
+              help="sparse|bonus|pbrs|arms|arms-replace|arms-add|arms-frozen")
 @click.option("--sparsity", default="S0", show_default=True, help="S0|S1|S2")
 @click.option("--agents", default=2, show_default=True, type=int)
 @click.option("--grid", default=8, show_default=True, type=int)

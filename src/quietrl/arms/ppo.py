@@ -12,10 +12,10 @@ One iteration:
    step 0 and ends by step ``horizon``; steps after an env's first ``done`` belong to an auto-reset episode and
    are masked out, so each rollout is a batch of whole episodes (what ARMS ranks);
 2. reward for the policy by method: sparse, ``+ pbrs``, ``+ bonus``, or ARMS (sparse only during
-   ``warmup_iters``). ARMS's default ``arms_form="potential"`` uses the ranking-trained r̂_θ as a potential:
-   R + β (γ Φ(o') − Φ(o)), Φ = r̂/σ̂, zero at the agent's terminal, which keeps the Nash set by construction
-   (the ``reward`` form, replace r̂/σ̂ or add R + β r̂/σ̂, is the earlier one and can change it). σ̂ is a
-   running RMS of r̂, never mean-centred [spec §7];
+   ``warmup_iters``). ``arms`` (and ``arms-frozen``) use the ranking-trained r̂_θ as a potential:
+   R + γ Φ(o') − Φ(o), Φ = r̂/σ̂, zero at the agent's terminal, which keeps the Nash set by construction;
+   the per-step forms of the issue, ``arms-replace`` (r̂/σ̂ instead of R) and ``arms-add`` (R + β r̂/σ̂), can
+   change it. σ̂ is a running RMS of r̂, never mean-centred [spec §7];
 3. GAE (the episode's end is terminal, timeout included) and PPO epochs over env minibatches; the policy
    loss covers steps where the agent is alive, the value loss every step of the episode (S1/S2 rewards arrive
    after an agent's removal);
@@ -36,10 +36,11 @@ import optax
 from quietrl.arms.env import NUM_ACTIONS, MAPFEnv, MAPFState
 from quietrl.arms.networks import ActorCritic, RewardNet
 from quietrl.arms.reward_model import make_reward_step, trajectory_returns
-from quietrl.arms.shaping import bonus_term, learned_potential_term, pbrs_term
+from quietrl.arms.shaping import LEARNED_FORMS, bonus_term, learned_reward, pbrs_term
 from quietrl.arms.types import SPARSITY, TrainConfig
 
-ARMS_METHODS = ("arms", "arms-add", "arms-frozen")
+ARMS_METHODS = tuple(LEARNED_FORMS)
+POTENTIAL_METHODS = tuple(m for m, f in LEARNED_FORMS.items() if f == "potential")  # the others: per step
 NUM_PROBES = 128
 
 
@@ -163,7 +164,7 @@ def make_train(env: MAPFEnv, cfg: TrainConfig, wrapper: Callable[[Any], Any] | N
         elif method == "bonus":
             r = sparse + bonus_term(traj.dist_before, traj.dist_after, alive, cfg.bonus)
         else:
-            if cfg.arms_form == "potential":
+            if method in POTENTIAL_METHODS:
                 # F = γ Φ(o') − Φ(o), Φ = r̂_θ(o)/σ̂ on the agent's observation, 0 at its terminal (arrival,
                 # timeout): telescopes to −Φ(o_0), so best-response and Nash sets are those of the sparse game
                 # for any θ. σ̂ is the running RMS of Φ itself, so Φ spans about [−1, 1] like the BFS potential
@@ -178,12 +179,9 @@ def make_train(env: MAPFEnv, cfg: TrainConfig, wrapper: Callable[[Any], Any] | N
             c = cfg.std_decay * c + (1 - cfg.std_decay)
             r_stats = (m, c)
             rn = jax.lax.stop_gradient(raw / jnp.sqrt(m / c + 1e-8))
-            if cfg.arms_form == "potential":  # a potential difference alone sums to a constant: keep R
-                term = learned_potential_term(rn, alive, terminal, cfg.gamma)
-                shaped = sparse + (cfg.beta if method == "arms-add" else 1.0) * term
-            else:
-                term = rn
-                shaped = rn if method in ("arms", "arms-frozen") else sparse + cfg.beta * rn
+            potential = method in POTENTIAL_METHODS  # a potential difference alone sums to a constant: keep R
+            shaped, term = learned_reward(method, sparse, rn if potential else None, None if potential else rn,
+                                          alive, terminal if potential else None, cfg.gamma, cfg.beta)
             r = jnp.where(use_shaping, shaped, sparse)
             info = {"rhat_mean": (raw.sum() / jnp.maximum(alive.sum(), 1)), "rhat_rms": jnp.sqrt(m / c),
                     "shaping_mean": term.sum() / jnp.maximum(alive.sum(), 1)}

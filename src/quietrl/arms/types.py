@@ -11,8 +11,7 @@ from quietrl.core.errors import ConfigError
 
 COLLISION_RULES = ("follow", "block_occupied")
 SPARSITY = ("S0", "S1", "S2")  # own arrival / own reward at episode end / all-arrived team reward
-METHODS = ("sparse", "bonus", "pbrs", "arms", "arms-add", "arms-frozen")
-ARMS_FORMS = ("potential", "reward")
+METHODS = ("sparse", "bonus", "pbrs", "arms", "arms-replace", "arms-add", "arms-frozen")
 LAYOUTS = ("random", "bottleneck", "rooms", "shelves")
 
 
@@ -85,7 +84,7 @@ class TrainConfig:
     ``total_agent_steps`` is the per-run budget: iterations = budget / (num_envs * num_agents * horizon).
     """
 
-    method: Literal["sparse", "bonus", "pbrs", "arms", "arms-add", "arms-frozen"] = "sparse"
+    method: Literal["sparse", "bonus", "pbrs", "arms", "arms-replace", "arms-add", "arms-frozen"] = "sparse"
     learner: Literal["ippo", "mappo"] = "ippo"
     num_envs: int = 64
     num_seeds: int = 1
@@ -103,11 +102,10 @@ class TrainConfig:
     hidden: int = 64
     # hand-made shaping
     bonus: float = 0.3
-    # ARMS reward model
+    # ARMS reward model. `arms` (and `arms-frozen`): r̂_θ as a potential, R + (γ r̂(o') − r̂(o)), 0 at
+    # terminals (Nash set kept by construction); `arms-replace`: r̂_θ(o') as the per-step reward instead of R;
+    # `arms-add`: R + beta r̂_θ(o') per step (the per-step forms can change the Nash set)
     beta: float = 1.0
-    # "potential": r̂_θ used as a potential, F = γ r̂(o') − r̂(o), 0 at terminals (Nash set kept by construction);
-    # "reward": r̂_θ(o') as a per-step reward (replace / add), the first slice's form, which can change it
-    arms_form: Literal["potential", "reward"] = "potential"
     warmup_iters: int = 5
     reward_every: int = 2
     reward_steps: int = 10
@@ -125,8 +123,6 @@ class TrainConfig:
                   "num_minibatches", "hidden", "reward_every", "reward_steps", "reward_pairs", "buffer_size",
                   "eval_envs"):
             _check(getattr(self, f) >= 1, f, f"must be >= 1, got {getattr(self, f)}")
-        _check(self.arms_form in ARMS_FORMS, "arms_form",
-               f"must be one of {', '.join(ARMS_FORMS)}, got {self.arms_form!r}")
         _check(self.learner in ("ippo", "mappo"), "learner", f"must be ippo or mappo, got {self.learner!r}")
         _check(self.warmup_iters >= 0, "warmup_iters", "must be >= 0")
         _check(self.lr > 0 and self.reward_lr > 0, "lr", "learning rates must be > 0")
