@@ -71,10 +71,10 @@ class StudyConfig:
         return StudyConfig(methods=("sparse", "bonus", "pbrs", "arms", "arms-replace", "arms-add", "arms-frozen"),
                            sparsities=("S0", "S1", "S2") if extended else ("S0", "S2"),
                            agents=(2, 4, 8) if extended else (2, 4), grids=(8, 12), seeds=5,
-                           # 500k agent-steps per run: the six-method study at 600k (24 jobs) took 5,500 CPU-s
-                           # (~46 min on 2 idle cores, ~1,300 CPU-s of it compiles); seven methods at 600k
-                           # would be ~54 min, too close to the 60-minute limit, so ~48 min at 500k. Sparse
-                           # IPPO passed the gate (80% at S0, n=2, 8x8) by 123k agent-steps at 600k
+                           # 500k agent-steps per run: the six-method study at 600k took 5,500 CPU-s; these
+                           # 28 jobs at 500k took 59 min 45 s (6,570 CPU-s; jobs 3.1-4.8 min each: ~45 s compile,
+                           # 10-12 s per 10-iteration chunk, ~50 s of split evaluation and rendering). Sparse
+                           # IPPO passes the gate (80% held-out ISR at S0, n=2, 8x8) by ~123k agent-steps
                            agent_steps=500_000, num_envs=64, horizon=32, iters_per_chunk=10)
 
 
@@ -398,7 +398,12 @@ def run_compare(stage, study: StudyConfig, seed: int, results: dict | None = Non
                     rows.append(Row(f"prioritised A* reference ISR / CSR, split '{split}' [{grid}x{grid}, n={n}]",
                                     f"{r['isr']:.3f} / {r['csr']:.3f}"))
     keys, items = compare_items(_run_path(stage), study, seed)
-    for (key, grid, n, method), res in zip(keys, run_jobs(items, executor, desc="arms compare")):
+    # Costliest jobs first (larger maps, learned-reward methods), so the last worker to finish waits least;
+    # results are read back in the study's order.
+    order = sorted(range(len(items)), key=lambda i: (-keys[i][1], not keys[i][3].startswith("arms"), i))
+    done = dict(zip(order, run_jobs([items[i] for i in order], executor, desc="arms compare")))
+    for i, (key, grid, n, method) in enumerate(keys):
+        res = done[i]
         out = results[key] = _as_arrays(res)
         for si, sname in enumerate(study.sparsities):
             cols = slice(si * study.seeds, (si + 1) * study.seeds)
