@@ -4,10 +4,9 @@ reward each ARMS method hands the policy (potential, replace, add)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from quietrl.arms.env import make_env
 import pytest
 
+from quietrl.arms.env import make_env
 from quietrl.arms.shaping import bonus_term, learned_potential_term, learned_reward, pbrs_term
 from quietrl.arms.types import EnvConfig
 

@@ -1,4 +1,5 @@
-"""Hand-made shaping terms for the MAPF learners (per step, per agent; pure jnp).
+"""Shaping terms for the MAPF learners (per step, per agent; pure jnp): the hand-made ones (PBRS, bonus)
+and how each ARMS method combines the learned r̂_θ with the sparse reward (:func:`learned_reward`).
 
 All take arrays of one rollout shaped (T, E, n) (or any common shape) and return the shaping term to add
 to the sparse reward; steps after an agent's removal or after the episode's end must be masked by the caller.
