@@ -72,13 +72,13 @@ def test_learned_reward_forms():
     post = (rng.normal(size=T) * alive).astype(np.float32)
     disc = gamma ** np.arange(T)
     for m in ("arms", "arms-frozen"):
-        r, term = learned_reward(m, jnp.asarray(sparse), jnp.asarray(pre), None, jnp.asarray(alive),
-                                 jnp.asarray(terminal), gamma, beta)
+        r, term = learned_reward(m, jnp.asarray(sparse), jnp.asarray(pre), jnp.asarray(alive), jnp.asarray(terminal),
+                                 gamma, beta)
         assert np.isclose((np.asarray(r) * disc).sum(), gamma ** 3 - pre[0], atol=1e-5)
         assert np.allclose(np.asarray(r) - sparse, np.asarray(term))
-    r, term = learned_reward("arms-replace", jnp.asarray(sparse), None, jnp.asarray(post), None, None, gamma, beta)
+    r, term = learned_reward("arms-replace", jnp.asarray(sparse), jnp.asarray(post), None, None, gamma, beta)
     assert np.allclose(np.asarray(r), post) and np.allclose(np.asarray(term), post)  # R is gone
-    r, _ = learned_reward("arms-add", jnp.asarray(sparse), None, jnp.asarray(post), None, None, gamma, beta)
+    r, _ = learned_reward("arms-add", jnp.asarray(sparse), jnp.asarray(post), None, None, gamma, beta)
     assert np.allclose(np.asarray(r), sparse + beta * post)
     with pytest.raises(ValueError, match="not an ARMS method"):
-        learned_reward("pbrs", jnp.asarray(sparse), None, None, None, None, gamma)
+        learned_reward("pbrs", jnp.asarray(sparse), None, None, None, gamma)

@@ -171,7 +171,8 @@ def make_train(env: MAPFEnv, cfg: TrainConfig, wrapper: Callable[[Any], Any] | N
                 # of ``pbrs`` (normalising F instead made the dense term drown the sparse reward).
                 terminal = traj.arrived | traj.done[..., None]
                 raw = rnet.apply(rparams, traj.obs) * alive
-            else:
+            else:  # per-step forms: r̂_θ on the post-step observation
+                terminal = None
                 raw = rnet.apply(rparams, traj.next_obs) * alive
             m, c = r_stats
             sq = (raw ** 2).sum() / jnp.maximum(alive.sum(), 1)
@@ -179,9 +180,7 @@ def make_train(env: MAPFEnv, cfg: TrainConfig, wrapper: Callable[[Any], Any] | N
             c = cfg.std_decay * c + (1 - cfg.std_decay)
             r_stats = (m, c)
             rn = jax.lax.stop_gradient(raw / jnp.sqrt(m / c + 1e-8))
-            potential = method in POTENTIAL_METHODS  # a potential difference alone sums to a constant: keep R
-            shaped, term = learned_reward(method, sparse, rn if potential else None, None if potential else rn,
-                                          alive, terminal if potential else None, cfg.gamma, cfg.beta)
+            shaped, term = learned_reward(method, sparse, rn, alive, terminal, cfg.gamma, cfg.beta)
             r = jnp.where(use_shaping, shaped, sparse)
             info = {"rhat_mean": (raw.sum() / jnp.maximum(alive.sum(), 1)), "rhat_rms": jnp.sqrt(m / c),
                     "shaping_mean": term.sum() / jnp.maximum(alive.sum(), 1)}

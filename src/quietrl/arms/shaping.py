@@ -46,21 +46,20 @@ def learned_potential_term(phi: jnp.ndarray, alive_before, terminal_after, gamma
 LEARNED_FORMS = {"arms": "potential", "arms-frozen": "potential", "arms-replace": "replace", "arms-add": "add"}
 
 
-def learned_reward(method: str, sparse, rhat_pre, rhat_post, alive_before, terminal_after, gamma: float,
-                   beta: float = 1.0):
+def learned_reward(method: str, sparse, rhat, alive_before, terminal_after, gamma: float, beta: float = 1.0):
     """The reward an ARMS method hands the policy, and the learned term in it.
 
-    ``rhat_pre`` / ``rhat_post`` are the normalised r̂_θ on each step's pre-step / post-step observation
-    (masked where the agent is not alive). ``arms`` and ``arms-frozen`` use r̂ as a potential, R + (γΦ' − Φ)
-    (telescopes, Nash set kept); ``arms-replace`` hands r̂(o') instead of R; ``arms-add`` R + β r̂(o').
-    Only the form named by the method is computed, so unused inputs may be ``None``.
+    ``rhat`` is the normalised r̂_θ (masked where the agent is not alive) on the observation the method's form
+    reads: the pre-step one for ``arms`` and ``arms-frozen``, which use r̂ as a potential, R + (γΦ' − Φ)
+    (telescopes, Nash set kept; needs ``alive_before`` and ``terminal_after``), the post-step one for
+    ``arms-replace`` (r̂(o') instead of R) and ``arms-add`` (R + β r̂(o')), which ignore the masks.
     """
     form = LEARNED_FORMS.get(method)
     if form is None:
         raise ValueError(f"not an ARMS method: {method!r}; choose one of {', '.join(LEARNED_FORMS)}")
     if form == "potential":
-        term = learned_potential_term(rhat_pre, alive_before, terminal_after, gamma)
+        term = learned_potential_term(rhat, alive_before, terminal_after, gamma)
         return sparse + term, term
     if form == "replace":
-        return rhat_post, rhat_post
-    return sparse + beta * rhat_post, rhat_post
+        return rhat, rhat
+    return sparse + beta * rhat, rhat
