@@ -59,7 +59,9 @@ class StudyConfig:
     n_boot: int = 1000
     fit_batch: int = 16               # LPG fits vectorised together
     fit_lr: float = 0.02
-    rk4_steps: int = 100              # RK4 steps per unit of stage time (the authors': 100, dt = 0.01)
+    # RK4 steps per unit of stage time. The authors use 100 (dt = 0.01); on the study table a theta fitted
+    # with 50 predicts within 7e-7 (max |dp|) of the same theta integrated with 100 or 400 steps.
+    rk4_steps: int = 50
     family_seed: int = 0
 
     def __post_init__(self):

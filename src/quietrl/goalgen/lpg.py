@@ -194,21 +194,31 @@ def stage_velocity(theta: dict, w, obj, goal, present, env_mask) -> jax.Array:
     second-order graph stays small). With p_o = exp v_o / (Z + 1) over present objects,
     dpi_G/dv_o = p_o (1[o in G] - pi_G) and dL/dpi_G = logit(pi_G) - logit(q) (0 where pi_G is clipped).
     obj/goal/present (E, M), env_mask (E,). Returns (d,)."""
+    return _stage_flow(theta, obj, goal, present, env_mask)(w)
+
+
+def _stage_flow(theta: dict, obj, goal, present, env_mask) -> Callable[[jax.Array], jax.Array]:
+    """The stage's velocity field w -> dw/dt with everything that does not depend on w computed once:
+    the slot objects' value directions A = phi(o) S (E, M, d), the masks and the environment weights.
+    Integration calls the returned function 4 times per RK4 step, so only the w-dependent part (two
+    contractions with A and a softmax over <= 4 slots) sits inside the loop."""
     goal, present = _safe_masks(goal, present, env_mask)
-    s = saliency_matrix(theta)
-    phi = jnp.asarray(OBJECT_FEATURES)[obj]                       # (E, M, F)
-    v = phi @ (s @ w)                                             # (E, M)
-    v = jnp.where(present, v, -jnp.inf)
-    log_z = jnp.logaddexp(jax.nn.logsumexp(v, -1), 0.0)          # (E,)
-    p = jnp.exp(v - log_z[:, None])                               # (E, M), 0 where absent
-    pi = jnp.sum(jnp.where(goal, p, 0.0), -1)                     # (E,)
-    inside = (pi > CLIP) & (pi < 1 - CLIP)
-    pi_c = jnp.clip(pi, CLIP, 1 - CLIP)
-    dl_dpi = jnp.where(inside, jnp.log(pi_c) - jnp.log1p(-pi_c) - theta["logit_q"], 0.0)
-    dl_dv = dl_dpi[:, None] * p * (goal.astype(p.dtype) - pi[:, None])          # (E, M)
+    a = jnp.asarray(OBJECT_FEATURES)[obj] @ saliency_matrix(theta)   # (E, M, d)
+    goal_f = goal.astype(a.dtype)
     weight = env_mask / jnp.maximum(env_mask.sum(), 1)
-    dl_du = jnp.einsum("e,em,emf->f", weight, dl_dv, phi)        # (F,)
-    return -(s.T @ dl_du)
+    logit_q = theta["logit_q"]
+
+    def velocity(w):
+        v = jnp.where(present, a @ w, -jnp.inf)                       # (E, M)
+        log_z = jnp.logaddexp(jax.nn.logsumexp(v, -1), 0.0)          # (E,)
+        p = jnp.exp(v - log_z[:, None])                               # (E, M), 0 where absent
+        pi = jnp.sum(goal_f * p, -1)                                  # (E,)
+        inside = (pi > CLIP) & (pi < 1 - CLIP)
+        pi_c = jnp.clip(pi, CLIP, 1 - CLIP)
+        dl_dpi = jnp.where(inside, jnp.log(pi_c) - jnp.log1p(-pi_c) - logit_q, 0.0) * weight
+        dl_dv = dl_dpi[:, None] * p * (goal_f - pi[:, None])          # (E, M)
+        return -jnp.einsum("em,emd->d", dl_dv, a)                     # (d,)
+    return velocity
 
 
 def rk4_integrate(f: Callable[[jax.Array], jax.Array], y0: jax.Array, duration, n_steps: int) -> jax.Array:
@@ -235,7 +245,7 @@ def simulate(theta: dict, enc, n_steps: int = 100, return_path: bool = False):
 
     def stage(w, xs):
         o, g, p, m, t = xs
-        w = rk4_integrate(lambda w: stage_velocity(theta, w, o, g, p, m), w, t, n_steps)
+        w = rk4_integrate(_stage_flow(theta, o, g, p, m), w, t, n_steps)
         return w, w
 
     w, path = jax.lax.scan(stage, w0, (obj, goal, present, env_mask, time))
@@ -291,14 +301,48 @@ def _pad_rows(x: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([x, pad])
 
 
-@functools.partial(jax.jit, static_argnames=("n_rk4",))
-def _latents(theta, enc, n_rk4):
-    return jax.vmap(lambda e: simulate(theta, e, n_rk4))(enc)
+def _grouped(arrays: tuple, bucket: bool) -> tuple:
+    """Encoded pipelines (obj, goal, present, env_mask, time) split by their number of stages, so that no
+    pipeline pays RK4 steps for stages it does not have (a stage of duration 0 costs as much as any).
+    Each group is cut to the stages, environments and slots it uses and, with ``bucket``, zero-padded to
+    a `_bucket` size. Returns (groups, inv): ``inv[i]`` is pipeline i's row in the groups' concatenation."""
+    n_k = np.maximum((arrays[4] > 0).sum(1), 1)           # padding pipelines (no stage) join group 1
+    groups, inv, offset = [], np.zeros(len(n_k), np.int32), 0
+    for k in np.unique(n_k):
+        idx = np.nonzero(n_k == k)[0]
+        g = _cut(tuple(x[idx] for x in arrays))
+        if bucket:
+            g = tuple(_pad_rows(x, _bucket(len(idx))) for x in g)
+        inv[idx] = offset + np.arange(len(idx))
+        offset += len(g[0])
+        groups.append(tuple(jnp.asarray(x) for x in g))
+    return tuple(groups), jnp.asarray(inv)
+
+
+def _ungrouped(arrays: tuple) -> tuple:
+    """All pipelines as one group at the full padded shape (one compile for every forward call)."""
+    return (tuple(jnp.asarray(x) for x in arrays),), jnp.arange(len(arrays[0]), dtype=jnp.int32)
+
+
+def _all_latents(theta, enc, n_rk4):
+    """w_Omega (P, d) for an encoding from `_grouped`/`_ungrouped`, in the pipelines' input order."""
+    groups, inv = enc
+    w = jnp.concatenate([jax.vmap(lambda e: simulate(theta, e, n_rk4))(g) for g in groups])
+    return w[inv]
+
+
+_latents = jax.jit(_all_latents, static_argnames=("n_rk4",))
+
+
+def _predict_rows(theta, w, pipe, a, b):
+    """`predict_pairs` for rows that index pipelines: objects are valued once per pipeline (P, 24), then
+    gathered, instead of once per row."""
+    v = object_values(theta, w)
+    return jax.nn.softmax(jnp.stack([v[pipe, a], v[pipe, b], jnp.zeros(pipe.shape, v.dtype)], -1), -1)
 
 
 def _weighted_loss(theta, enc, pipe, a, b, p_obs, weight, n_rk4):
-    w = jax.vmap(lambda e: simulate(theta, e, n_rk4))(enc)
-    kl = kl3(p_obs, predict_pairs(theta, w[pipe], a, b))
+    kl = kl3(p_obs, _predict_rows(theta, _all_latents(theta, enc, n_rk4), pipe, a, b))
     return jnp.sum(kl * weight) / jnp.maximum(weight.sum(), 1.0)
 
 
@@ -334,12 +378,12 @@ class LPG:
         self.cfg = cfg
         self.theta = init_params(cfg) if theta is None else theta
 
-    def _enc(self, pipelines, min_size: int = 8, cut: bool = False):
+    def _enc(self, pipelines, min_size: int = 8, grouped: bool = False):
         enc = encode_pipelines(pipelines, self.cfg)
+        if grouped:   # fits: every pipeline integrates only its own stages
+            return _grouped(dataclasses.astuple(enc), bucket=True)
         n = max(min_size, _bucket(len(pipelines)))
-        arrays = tuple(_pad_rows(x, n) for x in dataclasses.astuple(enc))
-        # Fits cut unused stages and environments (a 3x saving for every mode but simultaneous).
-        return tuple(jnp.asarray(x) for x in (_cut(arrays) if cut else arrays))
+        return _ungrouped(tuple(_pad_rows(x, n) for x in dataclasses.astuple(enc)))
 
     def _data(self, ex: "Examples"):
         n = _bucket(len(ex.pipe))
@@ -373,7 +417,7 @@ class LPG:
         n_steps = self.cfg.fit_steps if n_steps is None else n_steps
         if n_steps == 0:
             return []
-        self.theta, losses = _fit_scan(self.theta, self._enc(ex.pipelines, cut=True), *self._data(ex),
+        self.theta, losses = _fit_scan(self.theta, self._enc(ex.pipelines, grouped=True), *self._data(ex),
                                        n_rk4=self.cfg.rk4_steps, n_steps=n_steps, lr=self.cfg.lr)
         return [float(x) for x in np.asarray(losses)]
 
@@ -398,8 +442,7 @@ def _fit_many(thetas, encs, weights, pipe, a, b, p_obs, n_rk4, n_steps, lr):
     (J, n_steps), predictions (J, N, 3))."""
     def one(th, enc, w):
         th, losses = _fit_scan_impl(th, enc, pipe, a, b, p_obs, w, n_rk4, n_steps, lr)
-        lat = jax.vmap(lambda e: simulate(th, e, n_rk4))(enc)
-        return th, losses, predict_pairs(th, lat[pipe], a, b)
+        return th, losses, _predict_rows(th, _all_latents(th, enc, n_rk4), pipe, a, b)
     return jax.vmap(one)(thetas, encs, weights)
 
 
@@ -426,11 +469,11 @@ def fit_jobs(ex: "Examples", jobs: list[tuple[LPGConfig, np.ndarray]], n_steps: 
     # proportion); only the rows are, cheaply. Stages and environments that no pipeline uses are cut: a
     # stage of duration 0 still costs its RK4 steps.
     n_n = _bucket(len(ex.pipe))
-    encoded = {c: _cut(_trimmed(encode_pipelines(ex.pipelines, c), len(ex.pipelines)))
+    encoded = {c: _grouped(dataclasses.astuple(encode_pipelines(ex.pipelines, c)), bucket=False)
                for c in {c for c, _ in jobs}}
     groups: dict[tuple, list[int]] = {}
     for j, (c, _) in enumerate(jobs):
-        groups.setdefault(encoded[c][0].shape, []).append(j)
+        groups.setdefault(tuple(x.shape for x in jax.tree.leaves(encoded[c])), []).append(j)
     data = tuple(jnp.asarray(_pad_rows(np.asarray(x), n_n))
                  for x in (ex.pipe.astype(np.int32), ex.obj_a.astype(np.int32), ex.obj_b.astype(np.int32),
                            ex.p_obs.astype(np.float32)))
@@ -445,7 +488,7 @@ def fit_jobs(ex: "Examples", jobs: list[tuple[LPGConfig, np.ndarray]], n_steps: 
             # Pad the batch with copies of its first job so every batch of the group has one shape.
             padded = [jobs[j] for j in chunk] + [jobs[chunk[0]]] * (size - len(chunk))
             th = jax.tree.map(lambda *xs: jnp.stack(xs), *[init_params(c) for c, _ in padded])
-            encs = tuple(jnp.stack(xs) for xs in zip(*[encoded[c] for c, _ in padded]))
+            encs = jax.tree.map(lambda *xs: jnp.stack(xs), *[encoded[c] for c, _ in padded])
             w = jnp.asarray(np.stack([_pad_rows(m.astype(np.float32), n_n) for _, m in padded]))
             th, _, p = _fit_many(th, encs, w, *data, n_rk4=n_rk4, n_steps=n_steps, lr=lr)
             p = np.asarray(p)
@@ -459,17 +502,14 @@ def fit_jobs(ex: "Examples", jobs: list[tuple[LPGConfig, np.ndarray]], n_steps: 
 
 
 def _cut(enc: tuple) -> tuple:
-    """Drop trailing stages with duration 0 in every pipeline and environments no stage uses."""
+    """Drop trailing stages with duration 0 in every pipeline, and environments and object slots that no
+    stage uses."""
     obj, goal, present, env_mask, time = enc
     n_k = int(np.max(np.nonzero(time.any(0))[0], initial=0)) + 1
     n_e = int(np.max(np.nonzero(env_mask.any((0, 1)))[0], initial=0)) + 1
-    return (obj[:, :n_k, :n_e], goal[:, :n_k, :n_e], present[:, :n_k, :n_e], env_mask[:, :n_k, :n_e],
-            time[:, :n_k])
-
-
-def _trimmed(enc: EncodedPipelines, n: int) -> tuple:
-    """The encoding's arrays (obj, goal, present, env_mask, time) for the first ``n`` pipelines."""
-    return tuple(np.asarray(x)[:n] for x in dataclasses.astuple(enc))
+    n_m = int(np.max(np.nonzero(present.any((0, 1, 2)))[0], initial=0)) + 1
+    return (obj[:, :n_k, :n_e, :n_m], goal[:, :n_k, :n_e, :n_m], present[:, :n_k, :n_e, :n_m],
+            env_mask[:, :n_k, :n_e], time[:, :n_k])
 
 
 def convergence_steps(losses: list[float], rel_tol: float = 1e-3) -> int:
