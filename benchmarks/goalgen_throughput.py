@@ -9,7 +9,7 @@ rate is printed per wall second and per CPU second of this process (all its thre
 the CPU-second rate does not depend on how much of the machine the other load leaves us, and divided by
 the cores (2) it projects the wall rate on an idle machine when XLA keeps both cores busy.
 
-    python benchmarks/goalgen_throughput.py [--updates 10] [--fit-steps 300] [--table dataset.csv]
+    python benchmarks/goalgen_throughput.py [--updates 10] [--fit-steps 300] [--rk4-steps N] [--table dataset.csv]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _rates(obs_mode: str, updates: int) -> dict[str, float]:
             "wall_seq": sum(w for w, _ in seq), "cpu_seq": sum(c for _, c in seq)}
 
 
-def _lpg_fit_time(fit_steps: int, table_path: str | None) -> tuple[float, int, int]:
+def _lpg_fit_time(fit_steps: int, table_path: str | None, rk4_steps: int) -> tuple[float, int, int]:
     from quietrl.goalgen.evaluate import PairTable
     from quietrl.goalgen.families import generate_families
     from quietrl.goalgen.lpg import LPG, Examples, LPGConfig
@@ -79,11 +79,12 @@ def _lpg_fit_time(fit_steps: int, table_path: str | None) -> tuple[float, int, i
         p = truth.predict(pls, pipe, a, b)
         counts = np.stack([rng.multinomial(32, row / row.sum()) for row in p])
         ex = Examples(pls, pipe, a, b, (counts / 32).astype(np.float32))
-    model = LPG(LPGConfig(fit_steps=fit_steps))
+    cfg = LPGConfig(fit_steps=fit_steps, rk4_steps=rk4_steps)
+    model = LPG(cfg)
     t = time.perf_counter()
     model.fit(ex)
     wall_with_compile = time.perf_counter() - t
-    model = LPG(LPGConfig(fit_steps=fit_steps))
+    model = LPG(cfg)
     t, c = time.perf_counter(), time.process_time()
     model.fit(ex)
     return (time.perf_counter() - t, time.process_time() - c, wall_with_compile, len(ex.pipelines),
@@ -94,6 +95,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--updates", type=int, default=10, help="PPO updates per timed run")
     ap.add_argument("--fit-steps", type=int, default=300)
+    ap.add_argument("--rk4-steps", type=int, default=None,
+                    help="RK4 steps per unit of stage time (default: the study's, StudyConfig.rk4_steps)")
     ap.add_argument("--table", default=None, help="dataset CSV of a study (default: LPG-generated)")
     ap.add_argument("--skip-fit", action="store_true")
     ap.add_argument("--cores", type=int, default=2, help="cores of the idle machine the projection assumes")
@@ -111,8 +114,11 @@ def main() -> None:
               f"target >= {target} and >= 4x (projected idle rate, CPU ratio): "
               f"{'met' if proj >= target and r['cpu_seq'] >= 4 * r['cpu8'] else 'NOT met'}")
     if not args.skip_fit:
-        wall, cpu, wall_c, n_p, n_ex = _lpg_fit_time(args.fit_steps, args.table)
-        print(f"LPG fit: {args.fit_steps} Adam steps on {n_p} pipelines / {n_ex} examples: {wall:.1f} s wall, "
+        from quietrl.goalgen.experiment import StudyConfig
+        rk4 = args.rk4_steps or StudyConfig().rk4_steps
+        wall, cpu, wall_c, n_p, n_ex = _lpg_fit_time(args.fit_steps, args.table, rk4)
+        print(f"LPG fit: {args.fit_steps} Adam steps, {rk4} RK4 steps per stage, on {n_p} pipelines / {n_ex} "
+              f"examples: {wall:.1f} s wall, "
               f"{cpu:.1f} CPU-s (projected idle {cpu / args.cores:.1f} s; {wall_c:.1f} s wall with compilation); "
               f"target <= 120 s: {'met' if cpu / args.cores <= 120 else 'NOT met'} (projected)")
 

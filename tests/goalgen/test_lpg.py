@@ -53,7 +53,7 @@ def test_fit_recovers_known_parameters():
     order = rng.permutation(len(pls))
     train = [pls[i] for i in order[:16]]
     test = [pls[i] for i in order[16:40]]
-    model = LPG(LPGConfig(lr=0.03))
+    model = LPG(LPGConfig(lr=0.03, rk4_steps=50))   # the study's integration (the data used 100 steps)
     held = _table_from(true, test)
     before = model.loss(held)
     losses = model.fit(_table_from(true, train), n_steps=80)
@@ -152,3 +152,33 @@ def test_vectorised_fit_jobs_equal_single_fits():
         single = LPG(cfg)
         single.fit(Examples(pls, pipe[mask], ex.obj_a[mask], ex.obj_b[mask], p_obs[mask]), n_steps=4)
         np.testing.assert_allclose(pred, single.predict_examples(ex), atol=2e-5)
+
+
+@pytest.mark.parametrize("over,bucket", [({}, True), ({"stage_time": "proportional"}, True),
+                                         ({"mode": "simultaneous"}, False)])
+def test_grouped_integration_matches_padded(over, bucket):
+    # Fits integrate each pipeline over its own stages only (pipelines grouped by stage count, unused
+    # slots cut); latents must equal the padded all-stages integration, in the pipelines' input order.
+    import dataclasses
+
+    from quietrl.goalgen.lpg import _grouped, _latents, _pad_rows, _ungrouped
+    cfg = LPGConfig(rk4_steps=10, **over)
+    names = ["blue_plus_then_red_cross", "red_cross", "black_ring_with_red_ring_distractor_then_blue_ring",
+             "red_cross_then_blue_plus@0.25_then_black_ring", "blue_ring_or_red_plus"]
+    arrays = dataclasses.astuple(encode_pipelines(names, cfg))
+    rng = np.random.default_rng(3)
+    theta = {"S": jnp.asarray(np.eye(10) + 0.4 * rng.normal(size=(10, 10)), jnp.float32),
+             "logit_q": jnp.array(1.3, jnp.float32), "c": jnp.array(-0.3, jnp.float32)}
+    padded = np.asarray(_latents(theta, _ungrouped(tuple(_pad_rows(x, 8) for x in arrays)), 10))[:5]
+    enc = _grouped(arrays, bucket=bucket)
+    assert len(enc[0]) == (1 if over.get("mode") == "simultaneous" else 3)   # 1-, 2- and 3-stage groups
+    grouped = np.asarray(_latents(theta, enc, 10))
+    assert grouped.shape == (5, 10)
+    np.testing.assert_allclose(grouped, padded, atol=1e-5)
+
+
+def test_convergence_steps():
+    from quietrl.goalgen.lpg import convergence_steps
+    assert convergence_steps([5.0, 2.0, 1.01, 1.0005, 1.0]) == 3
+    assert convergence_steps([1.0, 1.0, 1.0]) == 0
+    assert convergence_steps([3.0, 2.0, 1.0], rel_tol=0.5) == 2
