@@ -466,8 +466,8 @@ def fit_jobs(ex: "Examples", jobs: list[tuple[LPGConfig, np.ndarray]], n_steps: 
         if not np.any(m):
             raise UserError("cannot fit LPG on an empty training split")
     # Pipelines are not bucketed here (one call, one compile per shape group; padding costs compute in
-    # proportion); only the rows are, cheaply. Stages and environments that no pipeline uses are cut: a
-    # stage of duration 0 still costs its RK4 steps.
+    # proportion); only the rows are, cheaply. Pipelines are grouped by stage count (`_grouped`): a stage
+    # of duration 0 would still cost its RK4 steps.
     n_n = _bucket(len(ex.pipe))
     encoded = {c: _grouped(dataclasses.astuple(encode_pipelines(ex.pipelines, c)), bucket=False)
                for c in {c for c, _ in jobs}}
