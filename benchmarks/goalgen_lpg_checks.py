@@ -6,6 +6,9 @@
    value, and the held-out 3-way KL after S in ``--check-steps`` steps (one fit per S).
 2. Integration: the theta fitted with the study's S and RK4 steps predicts every row with 25, 50, 100 and
    400 RK4 steps; max |dp| against 400 steps.
+3. Single -> multi-stage: LPG fitted on the one-stage pipelines only, scored on the multi-stage ones with
+   the model's one time unit per stage ("fixed") and with a total time of 1 split over the stages ("split"),
+   next to uniform: how much of the split's error is the flow run past the time its data constrain.
 
     python benchmarks/goalgen_lpg_checks.py --table RUN/goalgen/study_evaluate/seed0/dataset.csv
 """
@@ -68,6 +71,18 @@ def main() -> None:
         p = LPG(dataclasses.replace(base, rk4_steps=n), fitted).predict_examples(ex)
         print(f"RK4 {n:3d} steps vs 400 (theta fitted with S = {s_ref}): max |dp| {np.abs(p - ref).max():.2e}, "
               f"mean {np.abs(p - ref).mean():.2e}")
+
+    one = np.array([p.n_stages == 1 for p in ex.pipelines])[ex.pipe]
+    _, thetas = fit_jobs(ex, [(base, one)], study.fit_steps)
+    th = thetas[0]
+    q = 1 / (1 + np.exp(-float(th["logit_q"])))
+    print(f"single -> multi-stage (fit on {len(set(ex.pipe[one]))} one-stage pipelines, S = {study.fit_steps}): "
+          f"q = {q:.3f}, ||S||_F = {np.linalg.norm(np.asarray(th['S'])):.2f}; held-out 3-way KL: uniform "
+          f"{np.mean(kl3(ex.p_obs[~one], np.full((int((~one).sum()), 3), 1 / 3))):.3f}", end="")
+    for mode in ("fixed", "split"):
+        p = LPG(dataclasses.replace(base, stage_time=mode), th).predict_examples(ex)
+        print(f", {mode} {np.mean(kl3(ex.p_obs[~one], p[~one])):.3f}", end="")
+    print()
 
 
 if __name__ == "__main__":

@@ -108,6 +108,9 @@ def test_proportional_stage_time():
         [parse_pipeline("red_cross@0.1_then_blue_plus")])[0]
     # A short first stage leaves less value on its goal.
     assert prop[_id("red_cross")] < fixed[_id("red_cross")]
+    # "split": total duration 1 over the stages; one-stage pipelines are unchanged.
+    enc = encode_pipelines(["red_cross_then_blue_plus_then_black_ring", "red_cross"], LPGConfig(stage_time="split"))
+    np.testing.assert_allclose(enc.time, [[1 / 3] * 3, [1.0, 0.0, 0.0]], rtol=1e-6)
 
 
 def test_config_and_empty_errors():

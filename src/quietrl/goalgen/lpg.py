@@ -17,7 +17,8 @@ distinct pipeline is simulated once per step; its seeds share the simulation.
 Variants (`LPGConfig.mode`): "sequential" (the model), "memoryless" (only the last stage is integrated:
 last task wins), "simultaneous" (every stage's environments merged into one stage of total duration 1:
 order-blind). `stage_time="proportional"` makes each stage's duration proportional to its PPO updates
-(normalised so the pipeline's total equals its number of stages).
+(normalised so the pipeline's total equals its number of stages); `stage_time="split"` gives every pipeline
+a total duration of 1, split evenly over its stages (what a model fitted on one-stage pipelines has seen).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class LPGConfig:
 
     mode: Literal["sequential", "memoryless", "simultaneous"] = "sequential"
     saliency: Literal["full", "diagonal"] = "full"
-    stage_time: Literal["fixed", "proportional"] = "fixed"
+    stage_time: Literal["fixed", "proportional", "split"] = "fixed"
     latent_dim: int = N_FEATURES
     rk4_steps: int = 100
     init_logit_q: float = 2.2
@@ -63,8 +64,9 @@ class LPGConfig:
             raise ConfigError(f"LPGConfig.mode must be sequential, memoryless or simultaneous, got {self.mode!r}")
         if self.saliency not in ("full", "diagonal"):
             raise ConfigError(f"LPGConfig.saliency must be full or diagonal, got {self.saliency!r}")
-        if self.stage_time not in ("fixed", "proportional"):
-            raise ConfigError(f"LPGConfig.stage_time must be fixed or proportional, got {self.stage_time!r}")
+        if self.stage_time not in ("fixed", "proportional", "split"):
+            raise ConfigError(f"LPGConfig.stage_time must be fixed, proportional or split, "
+                              f"got {self.stage_time!r}")
         if self.saliency == "diagonal" and self.latent_dim != N_FEATURES:
             raise ConfigError("LPGConfig: diagonal saliency needs latent_dim == 10")
         if self.latent_dim < 1 or self.rk4_steps < 1 or self.fit_steps < 0 or self.lr <= 0:
@@ -104,6 +106,8 @@ def encode_pipelines(pipelines: list[Pipeline | str], cfg: LPGConfig = LPGConfig
         if cfg.stage_time == "proportional":
             ups = np.array(p.stage_updates(cfg.updates_per_stage), np.float32)
             durations = p.n_stages * ups / ups.sum()
+        elif cfg.stage_time == "split":
+            durations = np.full(p.n_stages, 1.0 / p.n_stages, np.float32)
         else:
             durations = np.ones(p.n_stages, np.float32)
         if cfg.mode == "sequential":
