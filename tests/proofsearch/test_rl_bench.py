@@ -52,17 +52,21 @@ def test_execution_budget_rule_known_answers():
         BenchJob("nope", "x.spthy", "out", c)
 
 
-def test_cpu_limit_interrupts_a_busy_call_and_lets_a_short_one_finish():
-    def busy():
-        t = time.process_time()
-        while time.process_time() - t < 5.0:
-            pass
-        return "finished"
+def _spin(start: float, seconds: float = 5.0) -> str:
+    while time.process_time() - start < seconds:
+        pass
+    return "finished"
 
+
+def _assert_stopped_early(fn) -> None:
     t0 = time.process_time()
     with pytest.raises(_CPULimit):
-        _cpu_limited(busy, 0.3)
+        _cpu_limited(fn, 0.3)
     assert time.process_time() - t0 < 2.0
+
+
+def test_cpu_limit_interrupts_a_busy_call_and_lets_a_short_one_finish():
+    _assert_stopped_early(lambda: _spin(time.process_time()))
     assert _cpu_limited(lambda: 7, 0.3) == 7
     time.sleep(0.05)  # the timer is off again: no stray SIGPROF after the call
     assert _cpu_limited(lambda: 8, None) == 8
@@ -155,17 +159,11 @@ def test_cpu_limit_survives_a_swallowed_raise():
     def swallows_first():
         t = time.process_time()
         try:
-            while time.process_time() - t < 5.0:
-                pass
+            _spin(t)
         except _CPULimit:
             pass
-        while time.process_time() - t < 5.0:
-            pass
-        return "finished"
+        return _spin(t)
 
-    t0 = time.process_time()
-    with pytest.raises(_CPULimit):
-        _cpu_limited(swallows_first, 0.3)
-    assert time.process_time() - t0 < 2.0
+    _assert_stopped_early(swallows_first)
     time.sleep(0.05)
     assert _cpu_limited(lambda: 9, 0.3) == 9
