@@ -24,6 +24,7 @@ import numpy as np
 
 
 def main() -> None:
+    from quietrl.goalgen.baselines import uniform
     from quietrl.goalgen.evaluate import PairTable
     from quietrl.goalgen.experiment import StudyConfig
     from quietrl.goalgen.lpg import LPG, Examples, LPGConfig, convergence_steps, fit_jobs
@@ -78,7 +79,7 @@ def main() -> None:
     q = 1 / (1 + np.exp(-float(th["logit_q"])))
     print(f"single -> multi-stage (fit on {len(set(ex.pipe[one]))} one-stage pipelines, S = {study.fit_steps}): "
           f"q = {q:.3f}, ||S||_F = {np.linalg.norm(np.asarray(th['S'])):.2f}; held-out 3-way KL: uniform "
-          f"{np.mean(kl3(ex.p_obs[~one], np.full((int((~one).sum()), 3), 1 / 3))):.3f}", end="")
+          f"{np.mean(kl3(ex.p_obs[~one], uniform(int((~one).sum())))):.3f}", end="")
     for mode in ("fixed", "split"):
         p = LPG(dataclasses.replace(base, stage_time=mode), th).predict_examples(ex)
         print(f", {mode} {np.mean(kl3(ex.p_obs[~one], p[~one])):.3f}", end="")

@@ -256,12 +256,12 @@ def simulate(theta: dict, enc, n_steps: int = 100, return_path: bool = False):
     return path if return_path else w
 
 
-def predict_pairs(theta: dict, w: jax.Array, obj_a, obj_b) -> jax.Array:
-    """p_pred = softmax([v(a), v(b), 0]) for latents w (N, d) and object ids (N,). Returns (N, 3)."""
-    v = object_values(theta, w)                              # (N, 24)
-    va = jnp.take_along_axis(v, obj_a[:, None], 1)[:, 0]
-    vb = jnp.take_along_axis(v, obj_b[:, None], 1)[:, 0]
-    return jax.nn.softmax(jnp.stack([va, vb, jnp.zeros_like(va)], -1), -1)
+def predict_pairs(theta: dict, w: jax.Array, pipe, obj_a, obj_b) -> jax.Array:
+    """p_pred = softmax([v(a), v(b), 0]) for rows (pipeline pipe[i], obj_a[i], obj_b[i]), given the
+    pipelines' latents w (P, d) and int arrays (N,). Objects are valued once per pipeline (P, 24), then
+    gathered per row. Returns (N, 3)."""
+    v = object_values(theta, w)
+    return jax.nn.softmax(jnp.stack([v[pipe, obj_a], v[pipe, obj_b], jnp.zeros(pipe.shape, v.dtype)], -1), -1)
 
 
 def kl3(p_obs, p_pred) -> jax.Array:
@@ -338,15 +338,8 @@ def _all_latents(theta, enc, n_rk4):
 _latents = jax.jit(_all_latents, static_argnames=("n_rk4",))
 
 
-def _predict_rows(theta, w, pipe, a, b):
-    """`predict_pairs` for rows that index pipelines: objects are valued once per pipeline (P, 24), then
-    gathered, instead of once per row."""
-    v = object_values(theta, w)
-    return jax.nn.softmax(jnp.stack([v[pipe, a], v[pipe, b], jnp.zeros(pipe.shape, v.dtype)], -1), -1)
-
-
 def _weighted_loss(theta, enc, pipe, a, b, p_obs, weight, n_rk4):
-    kl = kl3(p_obs, _predict_rows(theta, _all_latents(theta, enc, n_rk4), pipe, a, b))
+    kl = kl3(p_obs, predict_pairs(theta, _all_latents(theta, enc, n_rk4), pipe, a, b))
     return jnp.sum(kl * weight) / jnp.maximum(weight.sum(), 1.0)
 
 
@@ -408,8 +401,8 @@ class LPG:
 
     def predict(self, pipelines: list[Pipeline], pipe, obj_a, obj_b) -> np.ndarray:
         """p_pred (N, 3) for rows (pipelines[pipe[i]], obj_a[i], obj_b[i])."""
-        w = jnp.asarray(self.latents(pipelines))[jnp.asarray(pipe)]
-        return np.asarray(_predict_pairs_jit(self.theta, w, jnp.asarray(obj_a), jnp.asarray(obj_b)))
+        return np.asarray(_predict_pairs_jit(self.theta, jnp.asarray(self.latents(pipelines)), jnp.asarray(pipe),
+                                             jnp.asarray(obj_a), jnp.asarray(obj_b)))
 
     def predict_examples(self, ex: "Examples") -> np.ndarray:
         return self.predict(ex.pipelines, ex.pipe, ex.obj_a, ex.obj_b)
@@ -446,7 +439,7 @@ def _fit_many(thetas, encs, weights, pipe, a, b, p_obs, n_rk4, n_steps, lr):
     (J, n_steps), predictions (J, N, 3))."""
     def one(th, enc, w):
         th, losses = _fit_scan_impl(th, enc, pipe, a, b, p_obs, w, n_rk4, n_steps, lr)
-        return th, losses, _predict_rows(th, _all_latents(th, enc, n_rk4), pipe, a, b)
+        return th, losses, predict_pairs(th, _all_latents(th, enc, n_rk4), pipe, a, b)
     return jax.vmap(one)(thetas, encs, weights)
 
 
