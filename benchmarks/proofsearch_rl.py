@@ -8,7 +8,9 @@ not settle early runs to at least 60 s, so the seeded arms (mcts, mcts_net; orac
 by the same budget) over 3 seeds can take up to 68 x 60 s x 3 arms x 3 seeds / 2 cores = 306 min, more for
 the lemmas whose s is slow (TLS session_key_secrecy: s took 23 CPU-s here, so 230 s per arm); and a
 wall-clock budget shrinks with the machine's load. The default is therefore ``--budget executions``: every
-arm gets ``E = max(ceil(3 x size of s), 150)`` engine method executions when s proves the lemma and
+arm gets ``E = max(ceil(3 x W), 150)`` engine method executions when s proves the lemma (W, the work of s:
+the larger of its proof size and the methods it executed, which for a found trace include the branches
+its iterative deepening tried before the cut root-to-trace path) and
 ``E = --max-steps`` (what s exhausted) when it does not; MCTS arms stop at ``E`` executions (cache misses of
 the engine), greedy arms at ``E`` steps. It is equal across arms, independent of the machine's load, and
 bounds every arm by about 3x the engine work of s. ``--max-cpu`` adds a safety stop in CPU seconds, equal
@@ -118,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = tuple(range(args.seeds))
     out = Path(args.out)
     print(f"# proofsearch RL benchmark: {len(paths)} theories, seeds {list(seeds)}, budget {args.budget} "
-          f"(E = max(ceil({args.exec_factor:g} x size of s), {args.exec_min}); {args.max_steps} if s fails), "
+          f"(E = max(ceil({args.exec_factor:g} x work of s), {args.exec_min}); {args.max_steps} if s fails), "
           f"{args.workers} worker(s), out {out}", flush=True)
     t0 = time.perf_counter()
     if not args.report_only:

@@ -38,6 +38,9 @@ def test_execution_budget_rule_known_answers():
     c = cfg()
     assert lemma_budget({"proved": True, "size": 5, "wall_s": 1.0}, c) == (60.0, 40)       # floor
     assert lemma_budget({"proved": True, "size": 31, "wall_s": 1.0}, c) == (60.0, 93)      # 3 x size
+    # a found trace: the cut proof is short, the methods s executed to find it count
+    assert lemma_budget({"proved": True, "size": 9, "executions": 85, "wall_s": 1.0}, c) == (60.0, 255)
+    assert lemma_budget({"proved": True, "size": 31, "executions": 20, "wall_s": 1.0}, c) == (60.0, 93)
     assert lemma_budget({"proved": False, "size": None, "wall_s": 9.0}, c) == (60.0, 200)  # what s exhausted
     t = EvalConfig(budget="time", min_budget_s=60.0)
     assert lemma_budget({"proved": True, "size": 5, "wall_s": 7.0}, t) == (70.0, None)

@@ -208,7 +208,7 @@ def examples_cmd() -> None:
 @click.option("--min-budget", "min_budget_s", type=float, default=60.0, show_default=True,
               help="Per-lemma budget floor in seconds (budget = max(10 x time of s, this)).")
 @click.option("--budget", type=click.Choice(["time", "executions"]), default="time", show_default=True,
-              help="time: max(10 x time of s, --min-budget) s; executions: max(3 x size of s, --exec-min) "
+              help="time: max(10 x time of s, --min-budget) s; executions: max(3 x work of s, --exec-min) "
                    "engine method executions (load-independent), equal for every arm.")
 @click.option("--exec-min", type=int, default=150, show_default=True, help="--budget executions: the floor.")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -17,9 +17,11 @@ Budgets (``EvalConfig.budget``), equal for every arm of a lemma:
 - ``"time"`` (the issue's rule): ``max(budget_factor × time of s, min_budget_s)`` seconds of wall time (the
   searches stop at it; a greedy arm that runs over it counts as not proved);
 - ``"executions"`` (the benchmark's rule, load-independent and feasible on 2 cores): ``E = max(ceil(
-  exec_factor × size of s), exec_min)`` engine method executions when ``s`` proves the lemma (``s`` needs
-  at most its size, so it had ``E`` too), and ``E = max_steps`` (the step budget ``s`` exhausted) when it
-  does not. MCTS arms get ``max_executions = E``, greedy arms ``max_steps = E``; ``max_cpu_s`` (optional)
+  exec_factor × W), exec_min)`` engine method executions when ``s`` proves the lemma, where ``W`` is the
+  work of ``s``: the larger of its proof size and the methods it executed (a found trace's proof is cut to
+  the root-to-trace path, but iterative deepening executed the methods of the branches it tried first:
+  NSLPK3_untagged's session_key_setup_possible has size 9 and took 85 executions); and ``E = max_steps``
+  (the step budget ``s`` exhausted) when it does not. MCTS arms get ``max_executions = E``, greedy arms ``max_steps = E``; ``max_cpu_s`` (optional)
   is a safety stop in CPU seconds of the process, the same for every arm (``s`` included) and unaffected by
   the machine's load; a greedy run stopped by it counts as not proved, a search keeps what it proved.
 
@@ -74,7 +76,7 @@ class EvalConfig:
     net: NetConfig = NetConfig()
     expert: ExpertConfig = ExpertConfig()
     budget: str = "time"                  # "time" (the rule) or "executions" (see the module docstring)
-    exec_factor: float = 3.0              # executions rule: E = max(ceil(exec_factor × size of s), exec_min)
+    exec_factor: float = 3.0              # executions rule: E = max(ceil(exec_factor × work of s), exec_min)
     exec_min: int = 150
     max_cpu_s: float | None = None        # executions rule: CPU-seconds safety stop per (lemma, arm)
     pretrain_exec: int = 50               # leave-one-family-out: executions per lemma while pretraining
@@ -158,7 +160,7 @@ def _greedy(theory: Theory, lemma_name: str, heuristic: str, max_steps: int, ora
         rep = check_proof(theory, lem, r.tree)
         ok, problems = rep.ok, "; ".join(rep.problems[:2])
     return {"verdict": r.verdict if ok else INCOMPLETE, "proved": ok, "size": r.steps if ok else None,
-            "executions": None, "executions_to_first_proof": None, "wall_s": wall, "check": problems}
+            "executions": r.executions, "executions_to_first_proof": None, "wall_s": wall, "check": problems}
 
 
 def lemma_budget(s_rec: dict[str, Any], cfg: EvalConfig) -> tuple[float | None, int | None]:
@@ -166,7 +168,8 @@ def lemma_budget(s_rec: dict[str, Any], cfg: EvalConfig) -> tuple[float | None, 
     if cfg.budget == "time":
         return max(cfg.budget_factor * s_rec["wall_s"], cfg.min_budget_s), None
     if s_rec["proved"]:
-        return cfg.max_cpu_s, max(math.ceil(cfg.exec_factor * s_rec["size"]), cfg.exec_min)
+        work = max(s_rec["size"], s_rec.get("executions") or 0)  # records before the field: the size
+        return cfg.max_cpu_s, max(math.ceil(cfg.exec_factor * work), cfg.exec_min)
     return cfg.max_cpu_s, cfg.max_steps
 
 

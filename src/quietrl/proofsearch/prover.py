@@ -65,6 +65,7 @@ class ProofResult:
     reason: str = ""
     trace: tuple[Step, ...] = ()
     assumes: tuple[str, ...] = ()  # earlier [reuse] lemmas the verdict may rest on (closed proofs only)
+    executions: int = 0  # methods executed, all deepening rounds (a found trace's cut proof is smaller)
 
     @property
     def verdict_text(self) -> str:
@@ -107,22 +108,24 @@ def prove(theory: Theory, lemma: Lemma, max_steps: int = 2000, heuristic: str = 
         if bound is not None and depth >= bound:
             break
         depth = depth * 2 if bound is None else min(depth * 2, bound)
+    used = max_steps - ctx.budget
     if ctx.trace is not None:
         _cut_to_trace(root)
         verdict = VERIFIED if lemma.trace_quantifier == EXISTS_TRACE else FOUND_TRACE
-        return ProofResult(lemma.name, lemma.trace_quantifier, verdict, root.size(), root, "", tuple(ctx.trace))
+        return ProofResult(lemma.name, lemma.trace_quantifier, verdict, root.size(), root, "", tuple(ctx.trace),
+                           executions=used)
     sorries = [leaf for leaf in root.leaves() if leaf.leaf in ("sorry", "solved")]
     if ctx.nonexhaustive and not sorries:
         return ProofResult(lemma.name, lemma.trace_quantifier, INCOMPLETE, root.size(), root,
-                           "closed only with intruder (KU) steps that are not exhaustive yet")
+                           "closed only with intruder (KU) steps that are not exhaustive yet", executions=used)
     if sorries:
         verdict = INCOMPLETE
         reason = "step budget exhausted" if ctx.budget <= 0 else sorries[0].note
     else:
         verdict, reason = (NO_TRACE if lemma.trace_quantifier == EXISTS_TRACE else VERIFIED), ""
         assumed = tuple(lem.name for lem in assumed_lemmas(theory, lemma))
-        return ProofResult(lemma.name, lemma.trace_quantifier, verdict, root.size(), root, reason, (), assumed)
-    return ProofResult(lemma.name, lemma.trace_quantifier, verdict, root.size(), root, reason)
+        return ProofResult(lemma.name, lemma.trace_quantifier, verdict, root.size(), root, reason, (), assumed, used)
+    return ProofResult(lemma.name, lemma.trace_quantifier, verdict, root.size(), root, reason, executions=used)
 
 
 def resolve_heuristic(theory: Theory, lemma: Lemma, given: str | None = None) -> str:
