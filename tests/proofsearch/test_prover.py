@@ -129,7 +129,8 @@ def test_executions_count_every_method_run(protocols):
     # so the methods of the branch tried before it count too (NoStep_with_induction: 5 run, 4 on the path).
     for r in prove_all(parse_file(protocols / "Tutorial.spthy"), max_steps=100):
         assert r.executions == _method_nodes(r.tree), r.lemma
-    got = {r.lemma: r for r in prove_all(parse_file(protocols / "loops" / "Axioms_and_Induction.spthy"), max_steps=40)}
+    th = parse_file(protocols / "loops" / "Axioms_and_Induction.spthy")
+    got = {r.lemma: r for r in prove_all(th, max_steps=40)}
     r = got["NoStep_with_induction"]
     assert r.verdict == FOUND_TRACE and (r.executions, _method_nodes(r.tree)) == (5, 4)
     starved = prove_all(parse_file(protocols / "Tutorial.spthy"), ["Client_auth"], max_steps=3)[0]

@@ -21,9 +21,10 @@ Budgets (``EvalConfig.budget``), equal for every arm of a lemma:
   work of ``s``: the larger of its proof size and the methods it executed (a found trace's proof is cut to
   the root-to-trace path, but iterative deepening executed the methods of the branches it tried first:
   NSLPK3_untagged's session_key_setup_possible has size 9 and took 85 executions); and ``E = max_steps``
-  (the step budget ``s`` exhausted) when it does not. MCTS arms get ``max_executions = E``, greedy arms ``max_steps = E``; ``max_cpu_s`` (optional)
-  is a safety stop in CPU seconds of the process, the same for every arm (``s`` included) and unaffected by
-  the machine's load; a greedy run stopped by it counts as not proved, a search keeps what it proved.
+  (the step budget ``s`` exhausted) when it does not. MCTS arms get ``max_executions = E``, greedy arms
+  ``max_steps = E``; ``max_cpu_s`` (optional) is a safety stop in CPU seconds of the process, the same for
+  every arm (``s`` included) and unaffected by the machine's load; a greedy run stopped by it counts as not
+  proved, a search keeps what it proved.
 
 Every reported proof
 is re-checked with the engine's proof checker (found traces with its replayer); a proof that fails the
