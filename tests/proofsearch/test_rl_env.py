@@ -55,11 +55,7 @@ def test_gym_wrapper_greedy_episode_equals_greedy_prover(theory):
         done = term or trunc
     assert term and not trunc and info["open_cases"] == 0
     greedy = prove(theory, theory.lemma("key_secret"), 200)
-
-    def methods_in(node):
-        return (node.method is not None) + sum(methods_in(c) for _, c in node.cases)
-
-    assert -total == n == methods_in(greedy.tree)
+    assert -total == n == greedy.tree.method_count()
     with pytest.raises(UserError, match="reset"):
         env.step(0)
 

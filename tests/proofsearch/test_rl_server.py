@@ -13,10 +13,6 @@ from quietrl.proofsearch.prover import prove
 from quietrl.proofsearch.server import ProofClient, ProofServer, RemoteError, ServerConfig, greedy_walk
 
 
-def _method_steps(node) -> int:
-    return (node.method is not None) + sum(_method_steps(c) for _, c in node.cases)
-
-
 @pytest.fixture(scope="module")
 def theories():
     return {"client_server": parse_file(example_path("client_server")),
@@ -36,7 +32,7 @@ def test_round_trip_matches_in_process_greedy(server, theories):
     assert root["methods"] and root["status"] == "open"
     walk = greedy_walk(client, "client_server", "key_secret")
     greedy = prove(theories["client_server"], theories["client_server"].lemma("key_secret"), 200)
-    assert walk["closed"] and walk["steps"] == _method_steps(greedy.tree)
+    assert walk["closed"] and walk["steps"] == greedy.tree.method_count()
     # the same state by JSON instead of key
     by_json = client._call("/methods", {"theory": "client_server", "state": root["state"]})
     assert by_json["methods"] == root["methods"]

@@ -573,11 +573,7 @@ def proof_value(node: OrNode, and_backup: str = "sum") -> float | None:
     if _best(node, memo, set()) is None:
         return None
     proof = _build(node, memo)
-    return 1.0 - (_steps(proof) if and_backup == "sum" else _depth(proof))
-
-
-def _steps(p: ProofNode) -> int:
-    return (p.method is not None) + sum(_steps(c) for _, c in p.cases)
+    return 1.0 - (proof.method_count() if and_backup == "sum" else _depth(proof))
 
 
 def _depth(p: ProofNode) -> int:

@@ -48,6 +48,10 @@ class ProofNode:
         own = 1 if self.method is not None or self.leaf in ("contradiction", "solved") else 0
         return own + sum(child.size() for _, child in self.cases)
 
+    def method_count(self) -> int:
+        """The methods in the tree (its steps without the closing leaves)."""
+        return (self.method is not None) + sum(child.method_count() for _, child in self.cases)
+
     def leaves(self):
         if self.method is None:
             yield self
