@@ -32,7 +32,7 @@ proved that s does not (target > 0 on our models), and every lemma s proves that
 does not (acceptance: none), with wall and CPU seconds per arm.
 
 Usage: python benchmarks/proofsearch_rl.py [--set all|acceptance|own] [--seeds 3] [--workers 2]
-       [--out DIR] [--only TEXT] [--lofo] [--quick] [--report-only]
+       [--out DIR] [--only TEXT] [--arms s,mcts,...] [--lofo] [--quick] [--report-only]
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ import time
 from pathlib import Path
 
 from quietrl.proofsearch import example_path
+from quietrl.core.errors import ConfigError
 from quietrl.proofsearch.evaluate import (
+    ARMS,
     LONG_PROOF,
     BenchJob,
     EvalConfig,
@@ -97,11 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-cpu", type=float, default=120.0,
                     help="safety stop per lemma and arm in CPU seconds (equal for all arms, s included)")
     ap.add_argument("--min-budget", type=float, default=60.0, help="--budget time: the floor in seconds")
+    ap.add_argument("--arms", default=",".join(ARMS),
+                    help=f"comma-separated arms to run (s always; default all: {','.join(ARMS)})")
     ap.add_argument("--lofo", action="store_true", help="add the leave-one-family-out arms")
     ap.add_argument("--pretrain-exec", type=int, default=50, help="--lofo: executions per pretraining lemma")
     ap.add_argument("--quick", action="store_true", help="two of our small models, 1 seed, small budgets")
     ap.add_argument("--report-only", action="store_true", help="summarise what --out holds, run nothing")
     args = ap.parse_args(argv)
+    arms = tuple(dict.fromkeys(["s"] + [a.strip() for a in args.arms.split(",") if a.strip()]))
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        ap.error(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
 
     mcts = MCTSConfig(searches=10, proofs=3)
     if args.quick:
@@ -114,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.set in ("all", "own"):
             paths += [example_path(n) for n in OWN]
     paths = [Path(p) for p in paths if args.only in str(p)]
-    cfg = EvalConfig(budget=args.budget, exec_factor=args.exec_factor, exec_min=args.exec_min,
-                     max_steps=args.max_steps, max_cpu_s=args.max_cpu, min_budget_s=args.min_budget, mcts=mcts,
-                     pretrain_exec=args.pretrain_exec)
+    try:
+        cfg = EvalConfig(arms=arms, budget=args.budget, exec_factor=args.exec_factor, exec_min=args.exec_min,
+                         max_steps=args.max_steps, max_cpu_s=args.max_cpu, min_budget_s=args.min_budget, mcts=mcts,
+                         pretrain_exec=args.pretrain_exec)
+    except ConfigError as e:
+        ap.error(str(e))
     seeds = tuple(range(args.seeds))
     out = Path(args.out)
     print(f"# proofsearch RL benchmark: {len(paths)} theories, seeds {list(seeds)}, budget {args.budget} "
@@ -134,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         order = sorted(paths, key=lambda p: p.stat().st_size * (-1 if args.workers > 1 else 1))
         if args.workers > 1:
             run_jobs([BenchJob("greedy", str(p), str(out), cfg, seeds) for p in order], args.workers, log)
+        kinds = [k for k, arm in (("net", "mcts_net"), ("mcts", "mcts")) if arm in cfg.arms]
         jobs = [BenchJob(kind, str(p), str(out), cfg, (sd,), jax_cache=cache) for sd in seeds for p in order
-                for kind in ("net", "mcts")]
+                for kind in kinds]
         if args.workers <= 1:
             jobs = [j for p in order for j in [BenchJob("greedy", str(p), str(out), cfg, seeds)]
                     + [j for j in jobs if j.theory_path == str(p)]]

@@ -208,6 +208,37 @@ def test_priors_follow_rank_and_temperature():
         MCTSConfig(simulations=0)
 
 
+def test_scouting_executes_top_n_and_widens_by_its_own_factor():
+    cfg = MCTSConfig(rank_lambda=0.0, expand_top_n=2, scout_top_n=1, scout_widen_c=0.0)
+    for scout, expect in ((True, ["a"]), (False, ["a", "b"])):
+        problem = Toy(ALL_TREE)
+        Search(problem, cfg, StepCache(), scout=scout).simulate()
+        assert [m for _, m in problem.calls] == expect
+    # R: a leads to a full binary split of depth 5 (95 steps), b to a 1-step close. Widening while scouting
+    # reaches b once a's open cases pile up; without it only the top method is ever tried at each node.
+    tree = {"R": [("a", [("", "N")]), ("b", [("", "Nb")])], "Nb": [("w", [])]}
+
+    def split(name: str, depth: int) -> None:
+        if depth == 0:
+            tree[name] = [("e" + name, [("", "X" + name)])]
+            return
+        tree[name] = [("m" + name, [("l", name + "0"), ("r", name + "1")])]
+        split(name + "0", depth - 1)
+        split(name + "1", depth - 1)
+
+    split("N", 5)
+    for widen_c, via_b, size in ((None, True, 2), (0.0, False, 96)):
+        problem = Toy(tree)
+        search = Search(problem, dataclasses.replace(cfg, scout_widen_c=widen_c), StepCache(), scout=True)
+        search.run(500, lambda: True)
+        assert search.root.proved and ("b" in [m for _, m in problem.calls]) == via_b
+        assert extract(search.root).size() == size
+    with pytest.raises(ConfigError, match="scout_top_n"):
+        MCTSConfig(scout_top_n=0)
+    with pytest.raises(ConfigError, match="scout_widen_c"):
+        MCTSConfig(scout_widen_c=-1.0)
+
+
 # ------------------------------------------------------------------------------------------ on the engine
 
 SMALL = MCTSConfig(simulations=30, searches=2, proofs=1, max_executions=80)
@@ -258,3 +289,23 @@ def test_expert_targets_from_the_proof_structure():
     assert proof_value(search.root, "sum") == 1 - 3  # y, z, z2
     assert proof_value(search.root, "min") == 1 - 2  # the longest branch: y, z
     assert chosen_index(search.table["N4"]) == 0 and proof_value(search.table["N4"]) == 0.0
+
+
+def test_scout_top_n_holds_until_the_first_proof(client_server, monkeypatch):
+    from quietrl.proofsearch import mcts
+
+    widths = []
+    init = mcts.Search.__init__
+
+    def spy(self, *args, **kw):
+        init(self, *args, **kw)
+        widths.append(self.top_n)
+
+    monkeypatch.setattr(mcts.Search, "__init__", spy)
+    cfg = dataclasses.replace(SMALL, searches=3, proofs=3, scout_top_n=1, expand_top_n=3)
+    r = search_lemma(client_server, "key_secret", cfg)
+    assert r.proofs_found >= 2 and len(widths) == r.searches == 3
+    assert widths == [1, 3, 3]  # the first search proves key_secret; the later ones widen
+    widths.clear()
+    search_lemma(client_server, "key_secret", dataclasses.replace(cfg, scout_top_n=None))
+    assert widths == [3, 3, 3]

@@ -31,8 +31,16 @@ def test_tokenizer_renames_variables_and_tolerates_anything():
 
 @pytest.fixture(scope="module")
 def net():
-    cfg = NetConfig()
+    cfg = NetConfig()  # random heads (the default): the set properties below are not trivially met
     return cfg, jax.jit(Ranker(cfg).apply), init_params(cfg, 0)
+
+
+def test_untrained_ranker_leaves_the_engine_order():
+    cfg = NetConfig(zero_init_heads=True)  # equal logits (the prior is the engine's rank alone), value 0
+    ids, mask = encode_methods(GOALS, cfg.vocab_size, cfg.max_len)
+    logits, value = jax.jit(Ranker(cfg).apply)(init_params(cfg, 3), jnp.asarray(ids)[None], jnp.asarray(mask)[None])
+    assert np.all(np.asarray(logits[0, :6]) == 0.0) and np.all(np.asarray(logits[0, 6:]) < -1e8)
+    assert float(value[0]) == 0.0
 
 
 def test_policy_head_on_variable_method_counts(net):
