@@ -14,8 +14,10 @@ its iterative deepening tried before the cut root-to-trace path) and
 ``E = --max-steps`` (what s exhausted) when it does not; MCTS arms stop at ``E`` executions (cache misses of
 the engine), greedy arms at ``E`` steps. It is equal across arms, independent of the machine's load, and
 bounds every arm by about 3x the engine work of s. ``--max-cpu`` adds a safety stop in CPU seconds, equal
-for all arms, s included (s needs over 150 CPU-s to exhaust 2000 steps on Minimal_Loop_Example's
-Stop_unique). ``--budget time`` runs the issue's rule.
+for all arms (s needs over 150 CPU-s to exhaust 2000 steps on Minimal_Loop_Example's Stop_unique): s runs
+under it, the other arms under max(10 x CPU seconds of s, --max-cpu) when s proves the lemma (the issue's
+factor: on KAS2 and TLS session_key_secrecy s alone takes 23-26 CPU-s). ``--budget time`` runs the
+issue's rule.
 
 Resumable: every (lemma, arm, seed) result is a JSON file under ``--out``/records, written atomically, and
 the learners are checkpointed after each lemma; rerunning the same command continues where it stopped.
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exec-min", type=int, default=150)
     ap.add_argument("--max-steps", type=int, default=2000, help="greedy s's step budget")
     ap.add_argument("--max-cpu", type=float, default=120.0,
-                    help="safety stop per lemma and arm in CPU seconds (equal for all arms, s included)")
+                    help="CPU-seconds safety stop per lemma and arm: s's, and the other arms' floor "
+                         "(they get max(10 x CPU-s of s, this) where s proves the lemma)")
     ap.add_argument("--min-budget", type=float, default=60.0, help="--budget time: the floor in seconds")
     ap.add_argument("--arms", default=",".join(ARMS),
                     help=f"comma-separated arms to run (s always; default all: {','.join(ARMS)})")

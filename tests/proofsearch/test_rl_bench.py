@@ -42,6 +42,12 @@ def test_execution_budget_rule_known_answers():
     assert lemma_budget({"proved": True, "size": 9, "executions": 85, "wall_s": 1.0}, c) == (60.0, 255)
     assert lemma_budget({"proved": True, "size": 31, "executions": 20, "wall_s": 1.0}, c) == (60.0, 93)
     assert lemma_budget({"proved": False, "size": None, "wall_s": 9.0}, c) == (60.0, 200)  # what s exhausted
+    # the CPU safety stop: 10 x the CPU seconds of s where that is more (s slow), never for a failed s
+    assert lemma_budget({"proved": True, "size": 31, "cpu_s": 23.0, "wall_s": 30.0}, c) == (230.0, 93)
+    assert lemma_budget({"proved": True, "size": 31, "cpu_s": 2.0, "wall_s": 3.0}, c) == (60.0, 93)
+    assert lemma_budget({"proved": False, "size": None, "cpu_s": 59.0, "wall_s": 60.0}, c) == (60.0, 200)
+    assert lemma_budget({"proved": True, "size": 31, "cpu_s": 23.0, "wall_s": 30.0},
+                        cfg(max_cpu_s=None)) == (None, 93)
     t = EvalConfig(budget="time", min_budget_s=60.0)
     assert lemma_budget({"proved": True, "size": 5, "wall_s": 7.0}, t) == (70.0, None)
     assert lemma_budget({"proved": True, "size": 5, "wall_s": 1.0}, t) == (60.0, None)
@@ -103,6 +109,18 @@ def test_jobs_write_one_record_per_lemma_arm_seed_and_resume(tmp_path):
     assert redo["ran"] == 1 and redo["done"] == 1
     assert json.loads(lost.read_text())["proved"]
     assert run_job(greedy)["ran"] == 0
+
+
+def test_arms_take_the_cpu_stop_from_the_s_record(tmp_path):
+    path = str(example_path("client_server"))
+    c = cfg()
+    run_job(BenchJob("greedy", path, str(tmp_path), c, seeds=(0,), lemmas=("key_secret",)))
+    sp = record_path(tmp_path, path, "key_secret", "s", 0)
+    s = json.loads(sp.read_text())
+    assert s["proved"] and s["budget_s"] == 60.0
+    sp.write_text(json.dumps(dict(s, cpu_s=30.0)))  # as if s had been slow: 10 x 30 CPU-s
+    run_job(BenchJob("mcts", path, str(tmp_path), c, seeds=(0,), lemmas=("key_secret",)))
+    assert json.loads(record_path(tmp_path, path, "key_secret", "mcts", 0).read_text())["budget_s"] == 300.0
 
 
 def test_median_over_seeds_and_summary_with_missing_s():

@@ -22,8 +22,11 @@ Budgets (``EvalConfig.budget``), equal for every arm of a lemma:
   the root-to-trace path, but iterative deepening executed the methods of the branches it tried first:
   NSLPK3_untagged's session_key_setup_possible has size 9 and took 85 executions); and ``E = max_steps``
   (the step budget ``s`` exhausted) when it does not. MCTS arms get ``max_executions = E``, greedy arms
-  ``max_steps = E``; ``max_cpu_s`` (optional) is a safety stop in CPU seconds of the process, the same for
-  every arm (``s`` included) and unaffected by the machine's load; a greedy run stopped by it counts as not
+  ``max_steps = E``. A safety stop in CPU seconds of the process (unaffected by the machine's load) comes
+  with it when ``max_cpu_s`` is set: ``max(budget_factor × CPU seconds of s, max_cpu_s)`` when ``s`` proves
+  the lemma (the issue's time rule, so that a lemma on which ``s`` itself is slow, KAS2 or TLS
+  session_key_secrecy at 23-26 CPU-s, does not stop the searches before their executions), ``max_cpu_s``
+  otherwise and for ``s`` itself; the same for every other arm. A greedy run stopped by it counts as not
   proved, a search keeps what it proved.
 
 Every reported proof
@@ -170,7 +173,10 @@ def lemma_budget(s_rec: dict[str, Any], cfg: EvalConfig) -> tuple[float | None, 
         return max(cfg.budget_factor * s_rec["wall_s"], cfg.min_budget_s), None
     if s_rec["proved"]:
         work = max(s_rec["size"], s_rec.get("executions") or 0)  # records before the field: the size
-        return cfg.max_cpu_s, max(math.ceil(cfg.exec_factor * work), cfg.exec_min)
+        cap = cfg.max_cpu_s
+        if cap is not None:
+            cap = max(cap, cfg.budget_factor * (s_rec.get("cpu_s") or 0.0))
+        return cap, max(math.ceil(cfg.exec_factor * work), cfg.exec_min)
     return cfg.max_cpu_s, cfg.max_steps
 
 
@@ -183,7 +189,8 @@ def run_arm(theory: Theory, name: str, arm: str, cfg: EvalConfig, seed: int, bud
     steps = budget_exec if budget_exec is not None else cfg.max_steps
     cpu0 = time.process_time()  # CPU seconds as well: on a shared machine wall time is inflated by the load
     cpu_rule = cfg.budget == "executions"  # its safety stop counts CPU seconds; the time rule, wall seconds
-    cpu_s = cfg.max_cpu_s if cpu_rule else None
+    # the executions rule's CPU safety stop: from s's record (lemma_budget), s itself runs under max_cpu_s
+    cpu_s = (cfg.max_cpu_s if budget_s is None else budget_s) if cpu_rule else None
     if arm in ("s", "c"):
         rec = _greedy(theory, name, arm, steps, cpu_s=cpu_s)
     elif arm in ("oracle_net", "oracle_lofo"):
@@ -523,7 +530,8 @@ def run_job(job: BenchJob) -> dict[str, Any]:
         if s is None:
             raise ConfigError(f"{job.theory_path}/{name}: no s record for seed {seed}; run the greedy job first")
         for arm, p in paths.items():
-            rec = run_arm(theory, name, arm, cfg, seed, s["budget_s"], s["budget_exec"], learner)
+            budget_s, budget_exec = lemma_budget(s, cfg)  # from the s record, whatever budgets it stored
+            rec = run_arm(theory, name, arm, cfg, seed, budget_s, budget_exec, learner)
             _write(p, rec)
             theory = _fresh_after_stop(theory, job.theory_path, rec)
         if learner is not None:
