@@ -1,12 +1,11 @@
-"""``quietrl reproduce`` for proofsearch: what the engine can honestly report at its current slice.
+"""``quietrl reproduce`` for proofsearch: the engine's and the RL side's stages.
 
-Slice A (language and terms) is implemented, slice B in part. The quick reproduction parses the package's
-own example theories, computes every rule's variants, applies the root ``simplify`` to every lemma and
-records counts and timings (the parser-slice stage, no verdicts). A second stage runs the partial solver
-(premise, action, disjunction, KU and chain goals, induction) on every example lemma within a
-step budget and records its verdicts,
-each either settled soundly (closed proof, or a replayed trace) or "analysis incomplete". Paper figures
-appear only as cited constants.
+The parser stage parses the package's own example theories, computes every rule's variants, applies the
+root ``simplify`` to every lemma and records counts and timings (no verdicts). The solver stage runs the
+engine's greedy prover (heuristic ``s``, precomputed sources, ``[reuse]`` checked) on every example lemma
+within a step budget and records its verdicts, each either settled soundly (closed proof, or a replayed
+trace) or "analysis incomplete". The RL stage compares the search arms (:mod:`~quietrl.proofsearch.evaluate`).
+Paper figures appear only as cited constants.
 """
 
 from __future__ import annotations
@@ -121,8 +120,7 @@ def _solver_stage(run_dir, quick: bool, seed: int) -> None:
                 f"{sum(r['verdict'] == FOUND_TRACE for r in mutants)} of {len(mutants)}"),
             Row(f"solver slice: wall time for all example lemmas [s] (budget {max_steps} steps)", round(wall, 3)),
         ]
-        stage.write_summary(rows, extra={"slice": "B (partial: exhaustive KU steps, no precomputed sources, approximate s ranking)",
-                                         "max_steps": max_steps})
+        stage.write_summary(rows, extra={"slice": "engine: greedy s with precomputed sources", "max_steps": max_steps})
 
 
 def _parser_stage(run_dir, quick: bool, seed: int) -> None:
@@ -144,7 +142,7 @@ def _parser_stage(run_dir, quick: bool, seed: int) -> None:
             Row("root simplify: lemmas left open / closed / solved / unsupported",
                 " / ".join(str(sum(r[f"after_simplify_{k}"] for r in records))
                            for k in ("open", "contradictory", "solved", "unsupported"))),
-            Row("lemma verdicts", "see the solver_slice stage (partial solver)",
+            Row("lemma verdicts", "see the solver_slice stage (greedy s) and rl_search (the search arms)",
                 paper="more lemmas proved automatically than Tamarin's standard search, with shorter proofs",
                 paper_setting="16 case studies, Tamarin 1.x API, MCTS + neural heuristic",
                 source=f"{PAPER}, abstract"),
