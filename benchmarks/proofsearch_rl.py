@@ -48,8 +48,8 @@ import sys
 import time
 from pathlib import Path
 
-from quietrl.proofsearch import example_path
 from quietrl.core.errors import ConfigError
+from quietrl.proofsearch import example_path
 from quietrl.proofsearch.evaluate import (
     ARMS,
     LONG_PROOF,

@@ -214,8 +214,9 @@ def test_scouting_executes_top_n_and_widens_by_its_own_factor():
         problem = Toy(ALL_TREE)
         Search(problem, cfg, StepCache(), scout=scout).simulate()
         assert [m for _, m in problem.calls] == expect
-    # R: a leads to a full binary split of depth 5 (95 steps), b to a 1-step close. Widening while scouting
-    # reaches b once a's open cases pile up; without it only the top method is ever tried at each node.
+    # R: a leads to a full binary split of depth 5 (proof size 96 through a), b to a 1-step close. Widening
+    # while scouting reaches b once a's open cases pile up; without it only the top method is tried at each
+    # node.
     tree = {"R": [("a", [("", "N")]), ("b", [("", "Nb")])], "Nb": [("w", [])]}
 
     def split(name: str, depth: int) -> None:

@@ -529,8 +529,8 @@ def run_job(job: BenchJob) -> dict[str, Any]:
         s = _read(record_path(job.out_dir, job.theory_path, name, "s", seed))
         if s is None:
             raise ConfigError(f"{job.theory_path}/{name}: no s record for seed {seed}; run the greedy job first")
+        budget_s, budget_exec = lemma_budget(s, cfg)  # from the s record, whatever budgets it stored
         for arm, p in paths.items():
-            budget_s, budget_exec = lemma_budget(s, cfg)  # from the s record, whatever budgets it stored
             rec = run_arm(theory, name, arm, cfg, seed, budget_s, budget_exec, learner)
             _write(p, rec)
             theory = _fresh_after_stop(theory, job.theory_path, rec)
