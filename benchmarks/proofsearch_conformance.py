@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the ../shared folder")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--max-steps", type=int, default=30, help="solver step budget per lemma")
+    ap.add_argument("--max-steps", type=int, default=400,
+                    help="solver step budget per lemma (KAS2_original's proof needs 315 steps)")
     ap.add_argument("--check", action="store_true",
                     help="exit 1 on a parse failure, lemma-table mismatch or wrong verdict")
     ap.add_argument("--mode", choices=["verdicts", "guided", "unguided", "all"], default="verdicts")

@@ -122,13 +122,12 @@ def test_axioms_and_induction_verdicts_with_replayed_traces(protocols):
 
 def test_executions_count_every_method_run(protocols):
     # A closed proof executed exactly its own methods; a found trace's proof is cut to the root-to-trace path,
-    # so the methods of the branch tried before it count too (NoStep_with_induction: 5 run, 4 on the path).
+    # so the methods of the branch tried before it count too (Secret_reachable: 5 run, 3 on the path).
     for r in prove_all(parse_file(protocols / "Tutorial.spthy"), max_steps=100):
         assert r.executions == r.tree.method_count(), r.lemma
-    th = parse_file(protocols / "loops" / "Axioms_and_Induction.spthy")
-    got = {r.lemma: r for r in prove_all(th, max_steps=40)}
-    r = got["NoStep_with_induction"]
-    assert r.verdict == FOUND_TRACE and (r.executions, r.tree.method_count()) == (5, 4)
+    th = parse_file(protocols / "loops" / "Minimal_KeyRenegotiation.spthy")
+    r = prove_all(th, ["Secret_reachable"], max_steps=40)[0]
+    assert r.verdict == VERIFIED and r.trace and (r.executions, r.tree.method_count()) == (5, 3)
     starved = prove_all(parse_file(protocols / "Tutorial.spthy"), ["Client_auth"], max_steps=3)[0]
     assert starved.verdict == INCOMPLETE and starved.executions == 3
 

@@ -12,10 +12,10 @@ import pytest
 
 from quietrl.proofsearch import parse_file, parse_theory
 from quietrl.proofsearch.constraints import _injective_tags
-from quietrl.proofsearch.proofcheck import analyzed_proofs, parse_script
+from quietrl.proofsearch.proofcheck import analyzed_proofs, check_proof, parse_script
 from quietrl.proofsearch.render import normalise_goal
 from quietrl.proofsearch.system import apply, initial_system, methods
-from quietrl.proofsearch.types import Var
+from quietrl.proofsearch.types import Sort, Var
 
 
 def _method(text: str, offered):
@@ -89,10 +89,12 @@ def test_variant_made_reducible_by_an_equation_dies_in_the_step(protocols):
 @pytest.mark.parametrize("rel,lemma", [("classic/NSPK3.spthy", "types"),
                                        ("loops/Minimal_Typing_Example.spthy", "sources_assertion"),
                                        ("loops/Minimal_Loop_Example.spthy", "Start_before_Loop"),
-                                       ("loops/JCS12_Typing_Example.spthy", "typing_assertion")])
+                                       ("loops/JCS12_Typing_Example.spthy", "typing_assertion"),
+                                       ("loops/Minimal_Loop_Example.spthy", "Stop_unique")])
 def test_whole_proofs_agree_with_tamarin(protocols, rel, lemma):
     # NSPK3 types: induction, last(#i) decided by the ordering, a KU of an open chain's variable before
-    # its sender closing as cyclic; the others: induction and sources on small loops.
+    # its sender closing as cyclic; the others: induction and sources on small loops. Stop_unique needs the
+    # fresh ordering (the node with Fr(~n) precedes every node with ~n in a premise).
     _agreeing_walk(protocols, rel, lemma)
 
 
@@ -197,3 +199,65 @@ def test_variant_split_reunified_by_a_substitution_lists_the_reducing_variant_fi
             "split_case_1", "split_case_1"]
     ours, theirs = _cases_at(protocols, "csf12/KAS2_original.spthy", "KAS_key_secrecy", path)
     assert "c_KDF" in ours and "c_KDF" in theirs
+
+
+TOTAL = parse_theory("""theory N begin
+rule R: [ Fr(~n) ] --[ A(~n) ]-> [ ]
+lemma total: "All x y #i #j. A(x) @ i & A(y) @ j ==> #i < #j | #j < #i | x = y"
+end""")
+
+
+def test_negated_ordering_of_two_nodes_of_one_rule_splits_into_equal_or_reversed():
+    from quietrl.proofsearch.prover import VERIFIED, prove
+
+    state = initial_system(TOTAL, TOTAL.lemma("total"), "s")
+    (_, state), = apply(state, methods(state)[0])  # simplify
+    # ¬(#i < #j) between two R nodes (maybe one node): Tamarin's S_¬,< goal #i = #j ∨ #j < #i.
+    goal = methods(state)[0]
+    assert goal.text() == "solve( (#i = #j)  ∥ (#j < #i) )"
+    cases = dict(apply(state, goal))
+    # #i = #j makes one node of two R instances: their fresh names unify, so x = y contradicts ¬(x = y)
+    # (a bare renaming of the node variables would drop one instance and leave a spurious trace).
+    assert cases["case_1"].constraints.contradiction == "from formulas"
+    assert cases["case_2"].constraints.contradiction == "cyclic"  # #j < #i and ¬(#j < #i)
+    r = prove(TOTAL, TOTAL.lemma("total"), 50, "s")
+    assert r.verdict == VERIFIED and r.tree.size() == 4
+
+
+def test_minimal_hashchain_settles_every_lemma_within_100_steps(protocols):
+    # Needs both rules above: the helper lemma's induction hypothesis yields ¬(#y < #vr) between two
+    # Check nodes, and the case #y = #vr merges them (Tamarin: 48 steps; ours 78).
+    from quietrl.proofsearch.prover import VERIFIED, prove_all
+
+    theory = parse_file(protocols / "loops" / "Minimal_HashChain.spthy")
+    results = prove_all(theory, max_steps=100)
+    assert [(r.lemma, r.verdict) for r in results] == [(lem.name, VERIFIED) for lem in theory.lemmas]
+    helper = next(r for r in results if r.lemma == "Helper_Loop_and_success")
+    report = check_proof(theory, theory.lemma(helper.lemma), helper.tree)
+    assert report.ok, report
+
+
+def test_induction_hypothesis_lists_last_atoms_innermost_bound_first(protocols):
+    # "All k #i #j. Secret(k) @ i & KU(k) @ j ==> F": Tamarin's hypothesis reads (last(#j)) ∥ (last(#i)), so
+    # case_1 is last(#j). The KU time point merged with the c_senc one keeps the smaller name (#j, not
+    # #vk.1), as Tamarin orients a pair of variables, and the case closes with Tamarin's reason.
+    theory, lem, _ = _tamarin(protocols, "loops/Minimal_KeyRenegotiation.spthy", "secrecy")
+    state = dict(apply(initial_system(theory, lem, "s"), methods(initial_system(theory, lem, "s"))[0]))
+    step = state["non_empty_trace"]
+    disj = next(m for m in methods(step) if m.goal.kind == "disjunction")
+    assert disj.text() == "solve( (last(#j))  ∥ (last(#i)) )"
+    assert dict(apply(step, disj))["case_1"].constraints.last == Var("j", 0, Sort.NODE)
+    path = ["non_empty_trace", "case_1", "Receive", "c_senc"]
+    theory, lem, node = _tamarin(protocols, "loops/Minimal_KeyRenegotiation.spthy", "secrecy")
+    state = initial_system(theory, lem, "s")
+    for name in path:
+        state, node = dict(apply(state, _method(node.method, methods(state))))[name], dict(node.cases)[name]
+    assert node.note == state.constraints.contradiction == "node #i after last node #j"
+
+
+def test_ku_goal_on_a_protocol_node_has_no_case(protocols):
+    # In case last(#i) the hypothesis identifies the KU time point with the Receive node: no intruder rule
+    # fits there, so solving !KU( ~k ) @ #i leaves no case (Tamarin: "by solve( !KU( ~k ) @ #i )").
+    ours, theirs = _cases_at(protocols, "loops/Minimal_KeyRenegotiation.spthy", "secrecy",
+                             ["non_empty_trace", "case_2", "Receive", "Send"])
+    assert ours == theirs == []

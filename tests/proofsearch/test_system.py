@@ -53,6 +53,10 @@ def test_method_values_and_apply_contract():
     with pytest.raises(ValueError):  # not offered: the formula mentions last
         apply(initial_system(th, th.lemma("withlast")), Method("induction"))
     ((name, nxt),) = apply(s, Method("simplify"))
+    # Start's Fr(~x) precedes Loop's premise A(~x) (fresh ordering): "no Start before j" is false at once.
+    assert name == "" and nxt.simplified and nxt.status == "contradictory"
+    assert nxt.constraints.contradiction == "from formulas"
+    ((name, nxt),) = apply(initial_system(th, th.lemma("withlast")), Method("simplify"))
     assert name == "" and nxt.simplified and nxt.status == "open"
     assert methods(nxt) == [Method("solve", g) for g in nxt.goals]
     cases = apply(initial_system(th, th.lemma("ind")), Method("induction"))

@@ -445,8 +445,9 @@ class _Work:
             return
         if isinstance(f, Last):
             if self.last is not None and self.last != f.node:
-                self.equate_nodes(self.last, f.node)
-            self.last = f.node
+                self.equate_nodes(self.last, f.node)  # one last node: the substitution renames self.last
+            else:
+                self.last = f.node
             return
         if isinstance(f, Equal):
             if isinstance(f.left, Var) and f.left.sort is Sort.NODE:
@@ -475,7 +476,15 @@ class _Work:
         raise AssertionError(f)
 
     def equate_nodes(self, a, b) -> None:
-        s = T.unify1(a, b)
+        """``#a = #b``: the greater variable (by name, then index) is replaced by the smaller, as Tamarin's
+        unification orders a variable pair."""
+        if a != b and a in self.nodes and b in self.nodes:
+            # Two placed nodes are one node only if their rule instances unify (a plain renaming would drop
+            # one instance and its constraints).
+            if self.merge_nodes(a, b) is None:
+                self.contradict("from formulas")
+            return
+        s = T.unify1(*sorted((a, b), key=_var_order, reverse=True))
         if s is None:
             self.contradict("from formulas")
             return
@@ -697,8 +706,8 @@ class _Work:
         return ia is not None and ib is not None and ia.name != ib.name
 
     def negative_orderings(self) -> bool:
-        """``¬(#i < #j)`` for two surely different nodes means ``#j < #i`` (time points are totally
-        ordered). True if an ordering was added."""
+        """``¬(#i < #j)``: for two surely different nodes it means ``#j < #i`` (time points are totally
+        ordered); otherwise it becomes the goal ``#i = #j ∨ #j < #i``. True if something was added."""
         added = False
         succ: dict[Var, set[Var]] = {}
         for x, y in self.less + [(x, y) for (x, _), (y, _) in self.edges]:
@@ -710,6 +719,36 @@ class _Work:
                     continue  # already decided: ``from formulas``, or nothing to add
                 if self.distinct_nodes(a, b):
                     self.less.append((b, a))
+                    added = True
+                else:
+                    # Tamarin's S_¬,<: ``#i = #j ∨ #j < #i``, a disjunction goal (once).
+                    g = DisjGoal((Equal(a, b), Less(b, a)))
+                    if g not in self.goals:
+                        self.add_goal(g)
+                        added = True
+        return added
+
+    def fresh_order(self) -> bool:
+        """A fresh name exists only once its ``Fr`` is consumed: the node with ``Fr(~n)`` precedes every
+        other node with ``~n`` in a premise (Tamarin's fresh ordering). True if an ordering was added."""
+        made: dict[Term, Var] = {}
+        for n, inst in self.nodes.items():
+            for p in inst.premises:
+                if p.name == "Fr" and p.args and isinstance(p.args[0], (Var, Name)) and p.args[0].sort is Sort.FRESH:
+                    made.setdefault(p.args[0], n)
+        if not made:
+            return False
+        succ: dict[Var, set[Var]] = {}
+        for a, b in self.less + [(a, b) for (a, _), (b, _) in self.edges]:
+            succ.setdefault(a, set()).add(b)
+        added = False
+        for j, inst in self.nodes.items():
+            used = {v for p in inst.premises if p.name != "Fr" for a in p.args for v in _atoms_of(a)}
+            for t in used:
+                i = made.get(t)
+                if i is not None and i != j and not _reaches(succ, i, j):
+                    self.less.append((i, j))
+                    succ.setdefault(i, set()).add(j)
                     added = True
         return added
 
@@ -790,10 +829,12 @@ class _Work:
         fa, fb = a.premises + a.actions + a.conclusions, b.premises + b.actions + b.conclusions
         if a.name != b.name or len(fa) != len(fb) or len(a.premises) != len(b.premises):
             return None
-        s = T.unify([(a_key(x), a_key(y)) for x, y in zip(fa, fb)] + [(keep, drop)])
+        # The greater variable is replaced by the smaller (Tamarin's orientation of a variable pair).
+        small, large = sorted((keep, drop), key=_var_order)
+        s = T.unify([(a_key(x), a_key(y)) for x, y in zip(fa, fb)] + [(large, small)])
         if s is None:
             return None
-        del self.nodes[drop]
+        del self.nodes[large]
         self.substitute(s)
         return True
 
@@ -1007,6 +1048,19 @@ def _disjuncts(f: Formula) -> list[Formula]:
     return [f]
 
 
+def _var_order(v: Var) -> tuple:
+    return (v.name, v.sort.value, v.idx)
+
+
+def _atoms_of(t: Term):
+    """Variables and names occurring in ``t``."""
+    if isinstance(t, T.App):
+        for a in t.args:
+            yield from _atoms_of(a)
+    else:
+        yield t
+
+
 def _reaches(succ: dict[Var, set[Var]], a: Var, b: Var) -> bool:
     stack, seen = [a], set()
     while stack:
@@ -1096,7 +1150,8 @@ def _finish(w: _Work) -> Constraints | None:
         if merged is None:
             return None
         if not merged and not w.merge_ku() and not w.unique_action_rules() and not w.settle_splits() \
-                and not w.eval_disjunctions() and not w.injective_order() and not w.negative_orderings():
+                and not w.eval_disjunctions() and not w.fresh_order() and not w.injective_order() \
+                and not w.negative_orderings():
             break
         if w.dead:
             return None
@@ -1347,6 +1402,11 @@ def _solve_ku(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tuple[s
     premise goal binds the variable. Exhaustive when :func:`ku_exhaustive` holds; otherwise every case
     is flagged and no closure below it supports a verdict.
     """
+    inst = dict(cs.nodes).get(goal.node)
+    if inst is not None and goal.fact not in inst.actions:
+        # The time point holds a protocol rule instance (an equation identified it with one) without this KU
+        # action: every intruder rule placed there clashes with it, so no case is left (as in Tamarin).
+        return []
     m = goal.fact.args[0]
     out: list[tuple[str, Constraints]] = []
     exhaustive = ku_exhaustive(theory)

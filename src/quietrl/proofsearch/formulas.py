@@ -244,6 +244,6 @@ def relativize_to_prefix(f: Formula) -> Formula:
     body = f.body
     assert isinstance(body, Conn) and body.op == "==>", "relativize_to_prefix needs a guarded formula"
     out = relativize_to_prefix(body.right)
-    for t in reversed(times):
+    for t in times:  # Tamarin lists the last(#t) disjuncts innermost-bound first
         out = _disj(Last(t), out)
     return Quant("All", f.vars, Conn("==>", body.left, out))
