@@ -113,10 +113,13 @@ def test_action_that_no_rule_produces_kills_its_case_silently():
     assert [name for name, _ in apply(state, disj)] == ["case_2"]
 
 
-def test_injective_facts_are_the_fresh_threaded_linear_facts(protocols):
+def test_injective_facts_are_the_fresh_threaded_looping_linear_facts(protocols):
+    # As Tamarin's header "looping facts with injective instances" lists them: RFID's Device_Init is
+    # fresh-threaded but never consumed and concluded by one rule, Artificial's St(x, k) neither.
     assert _injective_tags(parse_file(protocols / "loops" / "Minimal_Loop_Example.spthy")) == {"A"}
-    assert _injective_tags(parse_file(protocols / "loops" / "RFID_Simple.spthy")) == {"Device_Alice",
-                                                                                      "Device_Init"}
+    assert _injective_tags(parse_file(protocols / "loops" / "RFID_Simple.spthy")) == {"Device_Alice"}
+    assert _injective_tags(parse_file(protocols / "loops" / "Minimal_HashChain.spthy")) == {"Gen", "Loop"}
+    assert _injective_tags(parse_file(protocols / "csf12" / "Artificial.spthy")) == frozenset()
     assert _injective_tags(parse_file(protocols / "Tutorial.spthy")) == frozenset()
 
 

@@ -11,7 +11,7 @@ from quietrl.core.errors import UserError
 
 @click.group(name="proofsearch")
 def cli() -> None:
-    """Tamarin-style proof search for Diffie-Hellman-free .spthy theories (partial solver)."""
+    """Tamarin-style proof search for Diffie-Hellman-free .spthy theories, and RL over its proof methods."""
 
 
 def _load(file: str):

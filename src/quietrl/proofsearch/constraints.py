@@ -973,9 +973,9 @@ _INJECTIVE: dict[int, tuple[Theory, frozenset]] = {}
 
 
 def _injective_tags(theory: Theory) -> frozenset:
-    """Names of linear facts with injective instances: every rule that concludes ``F(t, ..)`` concludes it
-    once, and consumes ``Fr(t)`` or an ``F(t, ..)`` with the same first term; so no two ``F(t, ..)`` exist
-    at the same time (Tamarin's simple injective fact instances)."""
+    """Names of looping linear facts with injective instances: every rule that concludes ``F(t, ..)``
+    concludes it once, and consumes ``Fr(t)`` or an ``F(t, ..)`` with the same first term; so no two
+    ``F(t, ..)`` exist at the same time (Tamarin's "looping facts with injective instances")."""
     hit = _INJECTIVE.get(id(theory))
     if hit is None or hit[0] is not theory:
         ok: dict[str, bool] = {}
@@ -990,9 +990,12 @@ def _injective_tags(theory: Theory) -> frozenset:
                           or (p.name == c.name and not p.persistent and p.args and p.args[0] == t)
                           for p in rule.premises)
                 ok[c.name] = ok.get(c.name, True) and once and fed
+        # Tamarin only considers looping facts: some rule consumes and concludes the fact.
+        looping = {c.name for rule in theory.rules for c in rule.conclusions
+                   if any(p.name == c.name and not p.persistent for p in rule.premises)}
         if len(_INJECTIVE) > 64:
             _INJECTIVE.clear()
-        hit = _INJECTIVE[id(theory)] = (theory, frozenset(n for n, good in ok.items() if good))
+        hit = _INJECTIVE[id(theory)] = (theory, frozenset(n for n, good in ok.items() if good and n in looping))
     return hit[1]
 
 
