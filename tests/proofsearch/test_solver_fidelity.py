@@ -228,7 +228,7 @@ def test_negated_ordering_of_two_nodes_of_one_rule_splits_into_equal_or_reversed
 
 
 def test_minimal_hashchain_settles_every_lemma_within_100_steps(protocols):
-    # Needs both rules above: the helper lemma's induction hypothesis yields ¬(#y < #vr) between two
+    # Needs the two behaviours above: the helper lemma's induction hypothesis yields ¬(#y < #vr) between two
     # Check nodes, and the case #y = #vr merges them (Tamarin: 48 steps; ours 78).
     from quietrl.proofsearch.prover import VERIFIED, prove_all
 
@@ -244,15 +244,14 @@ def test_induction_hypothesis_lists_last_atoms_innermost_bound_first(protocols):
     # "All k #i #j. Secret(k) @ i & KU(k) @ j ==> F": Tamarin's hypothesis reads (last(#j)) ∥ (last(#i)), so
     # case_1 is last(#j). The KU time point merged with the c_senc one keeps the smaller name (#j, not
     # #vk.1), as Tamarin orients a pair of variables, and the case closes with Tamarin's reason.
-    theory, lem, _ = _tamarin(protocols, "loops/Minimal_KeyRenegotiation.spthy", "secrecy")
-    state = dict(apply(initial_system(theory, lem, "s"), methods(initial_system(theory, lem, "s"))[0]))
-    step = state["non_empty_trace"]
+    theory, lem, node = _tamarin(protocols, "loops/Minimal_KeyRenegotiation.spthy", "secrecy")
+    root = initial_system(theory, lem, "s")
+    step = dict(apply(root, methods(root)[0]))["non_empty_trace"]  # induction
     disj = next(m for m in methods(step) if m.goal.kind == "disjunction")
     assert disj.text() == "solve( (last(#j))  ∥ (last(#i)) )"
     assert dict(apply(step, disj))["case_1"].constraints.last == Var("j", 0, Sort.NODE)
     path = ["non_empty_trace", "case_1", "Receive", "c_senc"]
-    theory, lem, node = _tamarin(protocols, "loops/Minimal_KeyRenegotiation.spthy", "secrecy")
-    state = initial_system(theory, lem, "s")
+    state = root
     for name in path:
         state, node = dict(apply(state, _method(node.method, methods(state))))[name], dict(node.cases)[name]
     assert node.note == state.constraints.contradiction == "node #i after last node #j"
