@@ -650,9 +650,7 @@ class _Work:
         (or ``#i = #j`` of time points) is decided by the ordering when it can be; a true disjunct solves
         the disjunction, false ones leave it (the rest becomes a new disjunction, or a plain formula when
         one remains, none: ``from formulas``). True if something changed."""
-        succ: dict[Var, set[Var]] = {}
-        for a, b in self.less + [(a, b) for (a, _), (b, _) in self.edges]:
-            succ.setdefault(a, set()).add(b)
+        succ = order_graph(self.less, self.edges)
         in_trace = set(self.nodes) | {g.node for g in self.goals if isinstance(g, ActionGoal)}
 
         def value(d: Formula) -> bool | None:
@@ -709,9 +707,7 @@ class _Work:
         """``¬(#i < #j)``: for two surely different nodes it means ``#j < #i`` (time points are totally
         ordered); otherwise it becomes the goal ``#i = #j ∨ #j < #i``. True if something was added."""
         added = False
-        succ: dict[Var, set[Var]] = {}
-        for x, y in self.less + [(x, y) for (x, _), (y, _) in self.edges]:
-            succ.setdefault(x, set()).add(y)
+        succ = order_graph(self.less, self.edges)
         for f in self.formulas:
             if isinstance(f, Not) and isinstance(f.body, Less):
                 a, b = f.body.left, f.body.right
@@ -734,16 +730,14 @@ class _Work:
         made: dict[Term, Var] = {}
         for n, inst in self.nodes.items():
             for p in inst.premises:
-                if p.name == "Fr" and p.args and isinstance(p.args[0], (Var, Name)) and p.args[0].sort is Sort.FRESH:
+                if p.name == "Fr" and p.args and _fresh_sorted(p.args[0]):
                     made.setdefault(p.args[0], n)
         if not made:
             return False
-        succ: dict[Var, set[Var]] = {}
-        for a, b in self.less + [(a, b) for (a, _), (b, _) in self.edges]:
-            succ.setdefault(a, set()).add(b)
+        succ = order_graph(self.less, self.edges)
         added = False
         for j, inst in self.nodes.items():
-            used = {v for p in inst.premises if p.name != "Fr" for a in p.args for v in _atoms_of(a)}
+            used = {v for p in inst.premises if p.name != "Fr" for a in p.args for v in T.atoms_of(a)}
             for t in used:
                 i = made.get(t)
                 if i is not None and i != j and not _reaches(succ, i, j):
@@ -761,9 +755,7 @@ class _Work:
         tags = _injective_tags(self.theory)
         if not tags or not self.edges:
             return False
-        succ: dict[Var, set[Var]] = {}
-        for a, b in self.less + [(a, b) for (a, _), (b, _) in self.edges]:
-            succ.setdefault(a, set()).add(b)
+        succ = order_graph(self.less, self.edges)
         users: dict[tuple[str, Term], list[Var]] = {}
         for n, inst in self.nodes.items():
             for f in inst.premises + inst.conclusions:
@@ -908,9 +900,7 @@ class _Work:
     def check(self) -> None:
         if self.contradiction:
             return
-        succ: dict[Var, set[Var]] = {}
-        for a, b in self.less + [(a, b) for (a, _), (b, _) in self.edges]:
-            succ.setdefault(a, set()).add(b)
+        succ = order_graph(self.less, self.edges)
         if _has_cycle(succ):
             self.contradict("cyclic")
             return
@@ -1055,13 +1045,12 @@ def _var_order(v: Var) -> tuple:
     return (v.name, v.sort.value, v.idx)
 
 
-def _atoms_of(t: Term):
-    """Variables and names occurring in ``t``."""
-    if isinstance(t, T.App):
-        for a in t.args:
-            yield from _atoms_of(a)
-    else:
-        yield t
+def order_graph(less, edges) -> dict[Var, set[Var]]:
+    """Successor sets of the time points: the ordering atoms ``less`` and the edges' (source, target)."""
+    succ: dict[Var, set[Var]] = {}
+    for a, b in list(less) + [(a, b) for (a, _), (b, _) in edges]:
+        succ.setdefault(a, set()).add(b)
+    return succ
 
 
 def _reaches(succ: dict[Var, set[Var]], a: Var, b: Var) -> bool:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from quietrl.proofsearch import terms as T
-from quietrl.proofsearch.types import Action, App, Conn, Name, Quant, Sort, Var
+from quietrl.proofsearch.types import Action, App, Conn, Quant, Sort, Var
 
 if TYPE_CHECKING:  # pragma: no cover
     from quietrl.proofsearch.system import Goal, System
@@ -73,14 +73,6 @@ def _split_size(g) -> int | None:
     return None
 
 
-def _literals(t):
-    if isinstance(t, (Var, Name)):
-        yield t
-    elif isinstance(t, App):
-        for a in t.args:
-            yield from _literals(a)
-
-
 def _private_syms(theory) -> frozenset[str]:
     return frozenset(f.name for f in theory.signature.functions if f.private)
 
@@ -122,6 +114,7 @@ def _has_ku_guards(cs) -> bool:
 
 def usefulness(state: "System") -> dict:
     """Usefulness of every open goal of ``state`` (internal goal -> one of the four tags)."""
+    from quietrl.proofsearch.constraints import order_graph
     from quietrl.proofsearch.sources import loop_breakers
 
     cs = state.constraints
@@ -130,9 +123,7 @@ def usefulness(state: "System") -> dict:
     private = _private_syms(theory) if theory is not None else frozenset()
     nodes = dict(cs.nodes)
     ku_guards = _has_ku_guards(cs)
-    succ: dict = {}
-    for a, b in list(cs.less) + [(a, b) for (a, _), (b, _) in cs.edges]:
-        succ.setdefault(a, set()).add(b)
+    succ = order_graph(cs.less, cs.edges)
     sent: list[tuple] = []  # (node, top-level terms of its Out / KD conclusions)
     for n, inst in cs.nodes:
         if n == cs.last:
@@ -150,7 +141,7 @@ def usefulness(state: "System") -> dict:
         else:
             m = _ku_term(g)
             if m is not None and not ku_guards:
-                lits = list(_literals(m))
+                lits = list(T.atoms_of(m))
                 if all(x.sort is Sort.PUB for x in lits) and not _contains_private(m, private):
                     tag = CURRENTLY_DEDUCIBLE
                 elif any(m in terms and not (j == g.node or _reaches(succ, g.node, j)) for j, terms in sent):

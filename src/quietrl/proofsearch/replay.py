@@ -19,7 +19,7 @@ import dataclasses
 from collections import Counter
 
 from quietrl.proofsearch import terms as T
-from quietrl.proofsearch.constraints import Constraints, _theory_tools
+from quietrl.proofsearch.constraints import Constraints, _theory_tools, order_graph
 from quietrl.proofsearch.formulas import conjuncts, guarded
 from quietrl.proofsearch.types import (
     PAIR,
@@ -88,9 +88,7 @@ def trace_of(theory: Theory, cs: Constraints) -> list[Step]:
 
 
 def _order(cs: Constraints, nodes: list[Var]) -> list[Var]:
-    succ: dict[Var, set[Var]] = {}
-    for a, b in list(cs.less) + [(a, b) for (a, _), (b, _) in cs.edges]:
-        succ.setdefault(a, set()).add(b)
+    succ = order_graph(cs.less, cs.edges)
     # Reachability over all time points (KU points included), restricted to nodes, then Kahn's order.
     def reach(a: Var) -> set[Var]:
         seen, stack = set(), [a]

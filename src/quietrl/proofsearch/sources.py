@@ -45,6 +45,7 @@ from quietrl.proofsearch.constraints import (
     forget_formulas,
     instantiate_at,
     name_cases,
+    order_graph,
     resimplify,
     solve_raw,
 )
@@ -319,10 +320,7 @@ def _contextual(cs: Constraints) -> bool:
     before it is deconstructed) is a forbidden chain inside the source."""
     reason = cs.contradiction
     if reason == "cyclic":
-        succ: dict = {}
-        for a, b in list(cs.less) + [(a, b) for (a, _), (b, _) in cs.edges]:
-            succ.setdefault(a, set()).add(b)
-        return _has_cycle(succ)
+        return _has_cycle(order_graph(cs.less, cs.edges))
     return reason is not None and (reason == "from formulas" or reason.startswith("node ")
                                    or reason.startswith("non-injective"))
 

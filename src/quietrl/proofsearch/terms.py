@@ -43,6 +43,15 @@ def vars_of(t: Term, acc: dict[Var, None] | None = None) -> dict[Var, None]:
     return acc
 
 
+def atoms_of(t: Term):
+    """Variables and names occurring in ``t``, in order, with repeats."""
+    if isinstance(t, App):
+        for a in t.args:
+            yield from atoms_of(a)
+    else:
+        yield t
+
+
 def vars_of_all(ts: Iterable[Term]) -> dict[Var, None]:
     acc: dict[Var, None] = {}
     for t in ts:
