@@ -90,12 +90,40 @@ def test_variant_made_reducible_by_an_equation_dies_in_the_step(protocols):
                                        ("loops/Minimal_Typing_Example.spthy", "sources_assertion"),
                                        ("loops/Minimal_Loop_Example.spthy", "Start_before_Loop"),
                                        ("loops/JCS12_Typing_Example.spthy", "typing_assertion"),
-                                       ("loops/Minimal_Loop_Example.spthy", "Stop_unique")])
+                                       ("loops/Minimal_Loop_Example.spthy", "Stop_unique"),
+                                       ("csf12/KAS1.spthy", "KAS1_key_secrecy")])
 def test_whole_proofs_agree_with_tamarin(protocols, rel, lemma):
     # NSPK3 types: induction, last(#i) decided by the ordering, a KU of an open chain's variable before
     # its sender closing as cyclic; the others: induction and sources on small loops. Stop_unique needs the
-    # fresh ordering (the node with Fr(~n) precedes every node with ~n in a premise).
+    # fresh ordering (the node with Fr(~n) precedes every node with ~n in a premise). KAS1: split ids
+    # counted over every placed rule (splitEqs(1)), source cases that the context contradicts saturated
+    # on (two Sessk_reveal leaves), and a cycle printed before "from formulas".
     _agreeing_walk(protocols, rel, lemma)
+
+
+SPLIT_IDS = parse_theory("""theory SplitIds begin
+builtins: asymmetric-encryption
+rule A: [ Fr(~n) ] --[ Start(~n) ]-> [ Out(~n) ]
+rule B: [ In(c), Fr(~k) ] --[ Got(adec(c, ~k)) ]-> [ ]
+lemma l: exists-trace "Ex n m #i #j. Start(n) @ i & Got(m) @ j"
+end""")
+
+
+def test_split_ids_count_every_placed_protocol_rule():
+    # Simplify places A (one variant: its trivial disjunction still takes split id 0), then B, whose
+    # adec gives two variants: Tamarin prints that split as splitEqs(1). Solving it takes id 2.
+    lem = SPLIT_IDS.lemma("l")
+    (_, state), = apply(initial_system(SPLIT_IDS, lem, "s"), methods(initial_system(SPLIT_IDS, lem, "s"))[0])
+    assert [m.text() for m in methods(state)] == ["solve( splitEqs(1) )"]
+    for _, case in apply(state, methods(state)[0]):
+        assert case.constraints.next_split == 3
+
+
+def test_premise_of_a_rule_with_variants_is_one_case(protocols):
+    # Resp_2's premise Resp_1(..) comes from Resp_1, whose adec gives two variants: one case, the variants
+    # left to a split (Tamarin's source places the rule once), not Resp_1_case_1/2.
+    ours, theirs = _cases_at(protocols, "csf12/KAS2_original.spthy", "KAS_key_secrecy", ["", "case_1", "Resp_2"])
+    assert ours == theirs == ["Resp_1"]
 
 
 UNIQUE = parse_theory("""theory U begin

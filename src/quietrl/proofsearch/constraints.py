@@ -163,6 +163,9 @@ class Constraints:
     solved_formulas: tuple[Formula, ...] = ()  # instantiations already done (S_∀ bookkeeping)
     goals: tuple[tuple[GoalT, int, bool], ...] = ()
     next_age: int = 0
+    # Tamarin's split-id counter (``splitEqs(i)``): every protocol rule placed at an action goal, every
+    # equation with several unifiers and every split solved takes the next id, used or not.
+    next_split: int = 0
     contradiction: str | None = None
     # (source node, conclusion index) -> (target node, premise index)
     edges: tuple[tuple[tuple[Var, int], tuple[Var, int]], ...] = ()
@@ -265,6 +268,7 @@ class _Work:
         self.solved_formulas: list[Formula] = list(cs.solved_formulas)
         self.goals: dict[GoalT, list] = {g: [age, solved] for g, age, solved in cs.goals}
         self.next_age = cs.next_age
+        self.next_split = cs.next_split
         self.contradiction = cs.contradiction
         self.edges: list[tuple[tuple[Var, int], tuple[Var, int]]] = list(cs.edges)
         self.exhaustive = cs.exhaustive
@@ -461,8 +465,7 @@ class _Work:
             else:
                 # Several most general E-unifiers: a case split of the equation store (Tamarin's SplitG).
                 left, right = self.R.normalize(f.left), self.R.normalize(f.right)
-                idx = sum(isinstance(g, SplitGoal) for g in self.goals)
-                self.add_goal(SplitGoal(idx, left, right, _split_cases(self.R, left, right)))
+                self.add_goal(SplitGoal(self.split_id(), left, right, _split_cases(self.R, left, right)))
             return
         if isinstance(f, Not):
             a = f.body
@@ -593,6 +596,25 @@ class _Work:
             if len(rules) != 1:
                 return False
             rule = rules[0]
+        inst, abstr = self.abstracted_instance(rule)
+        if action is None:
+            cands = [a for a in inst.actions if T.unify1(a_key(a), a_key(g.fact)) is not None]
+            if len(cands) != 1:
+                return False
+        else:
+            cands = [inst.actions[action]]
+        s = T.unify1(a_key(cands[0]), a_key(g.fact))
+        if s is None:
+            return False
+        self.goals[g][1] = True
+        self.substitute(s)
+        self.file_variants(abstr, s)
+        self.place(g.node, _subst_inst(inst, s))
+        return True
+
+    def abstracted_instance(self, rule: Rule) -> tuple[RuleInstance, dict[Term, Var]]:
+        """A fresh instance of ``rule`` with each maximal destructor application abstracted by a fresh
+        variable ``z``; the map from those applications to their variables (first-seen order)."""
         inst = self.renamed_instance(_fresh_refined(rule))
         destr = self.R.destructors
         abstr: dict[Term, Var] = {}  # maximal destructor application -> its variable, in first-seen order
@@ -613,17 +635,11 @@ class _Work:
 
         inst = RuleInstance(inst.name, tuple(map(fact, inst.premises)), tuple(map(fact, inst.actions)),
                             tuple(map(fact, inst.conclusions)))
-        if action is None:
-            cands = [a for a in inst.actions if T.unify1(a_key(a), a_key(g.fact)) is not None]
-            if len(cands) != 1:
-                return False
-        else:
-            cands = [inst.actions[action]]
-        s = T.unify1(a_key(cands[0]), a_key(g.fact))
-        if s is None:
-            return False
-        self.goals[g][1] = True
-        self.substitute(s)
+        return inst, abstr
+
+    def file_variants(self, abstr: dict[Term, Var], s: T.Subst) -> None:
+        """File a placed rule's variants (``abstr`` from :meth:`abstracted_instance`, under the unifier
+        ``s`` of its placing) as a split goal; a rule without destructors still takes a split id."""
         if abstr:
             # Tamarin files the variants as a numbered split even when one of them is left (applied at once
             # by settle_splits), so later splits are numbered after it. It is filed before the rule's
@@ -631,10 +647,15 @@ class _Work:
             # rule's actions, e.g. ``Eq(z, true)``) acts on it.
             left = self.R.normalize(T.bundle([T.apply(z, s) for z in abstr.values()]))
             right = self.R.normalize(T.bundle([T.apply(t, s) for t in abstr]))
-            idx = sum(isinstance(x, SplitGoal) for x in self.goals)
-            self.add_goal(SplitGoal(idx, left, right, _split_cases(self.R, left, right)))
-        self.place(g.node, _subst_inst(inst, s))
-        return True
+            self.add_goal(SplitGoal(self.split_id(), left, right, _split_cases(self.R, left, right)))
+        else:
+            self.split_id()
+
+    def split_id(self) -> int:
+        """The next split id (Tamarin numbers every variant disjunction of a placed protocol rule, trivial
+        ones included, every equation with several unifiers and every split performed)."""
+        self.next_split += 1
+        return self.next_split - 1
 
     def place_variant(self, g: ActionGoal, rule: Rule) -> None:
         """Solve the action goal ``g`` with a fresh instance of the rule variant ``rule`` at its node."""
@@ -643,6 +664,7 @@ class _Work:
         s = T.unify1(a_key(a), a_key(g.fact))
         self.goals[g][1] = True
         self.substitute(s)
+        self.split_id()  # the rule's (trivial) variant disjunction
         self.place(g.node, _subst_inst(inst, s))
 
     def eval_disjunctions(self) -> bool:
@@ -775,6 +797,8 @@ class _Work:
                 # (j strictly between i and k, Tamarin's non-injective instance, ends up cyclic here.)
                 for m in sorted(succ.get(j, ()), key=lambda v: (v.name, v.idx)):
                     if m == k:
+                        if self.contradiction:
+                            continue
                         self.contradict("cyclic")  # k <= j < k
                         return True
                     if not _reaches(succ, k, m):
@@ -898,8 +922,19 @@ class _Work:
 
     # -- contradictions
     def check(self) -> None:
-        if self.contradiction:
+        """Tamarin's contradictions in its order (cyclic, ..., from formulas, node after last): the ones
+        found while simplifying (from formulas, incompatible equalities) yield to the structural ones
+        tested first."""
+        if self.contradiction in ("from formulas", "incompatible equalities"):
+            found, self.contradiction = self.contradiction, None
+            self._check()
+            if self.contradiction is None or self.contradiction.startswith("node "):
+                self.contradiction = found
             return
+        if not self.contradiction:
+            self._check()
+
+    def _check(self) -> None:
         succ = order_graph(self.less, self.edges)
         if _has_cycle(succ):
             self.contradict("cyclic")
@@ -955,7 +990,7 @@ class _Work:
         return Constraints(
             nodes=tuple(sorted(self.nodes.items(), key=lambda kv: (kv[0].name, kv[0].idx))),
             less=tuple(dict.fromkeys(self.less)), last=self.last, formulas=tuple(self.formulas),
-            solved_formulas=tuple(self.solved_formulas), goals=tuple(goals), next_age=self.next_age,
+            solved_formulas=tuple(self.solved_formulas), goals=tuple(goals), next_age=self.next_age, next_split=self.next_split,
             contradiction=self.contradiction, edges=tuple(dict.fromkeys(self.edges)), exhaustive=self.exhaustive)
 
 
@@ -1137,10 +1172,12 @@ def _subst_formula(f: Formula, s: T.Subst) -> Formula:
 def _finish(w: _Work) -> Constraints | None:
     """Simplify to a fixpoint; None when the case dies inside the step (a failed merge of Fr instances, an
     action no rule produces, a rule instance made reducible: Tamarin drops such cases without a leaf)."""
-    while not w.contradiction:
+    while True:
         merged = w.merge_fresh()
         if merged is None:
             return None
+        # After a contradiction the merges still run (Tamarin's simplification does not stop at one): a
+        # case whose fresh instances cannot be one node dies silently instead of closing as a leaf.
         if not merged and not w.merge_ku() and not w.unique_action_rules() and not w.settle_splits() \
                 and not w.eval_disjunctions() and not w.fresh_order() and not w.injective_order() \
                 and not w.negative_orderings():
@@ -1250,6 +1287,7 @@ def solve_raw(theory: Theory, cs: Constraints, goal: GoalT) -> list[tuple[str, C
         for case in goal.cases:
             w = _Work(theory, cs)
             _mark_solved(w, goal)
+            w.split_id()  # the chosen case is filed again under a new id
             # The unifier's variables are fresh to this system only where they are new: reserve them.
             for v in T.vars_of_all([t for _, t in case]):
                 key = (v.name, v.sort)
@@ -1575,6 +1613,7 @@ def _solve_action(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tup
                     continue
                 _mark_solved(w, goal)
                 w.substitute(s)
+                w.split_id()  # the rule's (trivial) variant disjunction
                 w.place(goal.node, _subst_inst(inst, s))
                 _keep(out, rule.name, _finish(w))
     return out
@@ -1592,6 +1631,23 @@ def _solve_premise(theory: Theory, cs: Constraints, goal: PremiseGoal) -> list[t
     probe_w = _Work(theory, cs)
     # A new instance of a rule variant.
     for rule in theory.rules:
+        if len(probe_w.variants()[rule.name]) > 1:
+            for ci, c in enumerate(rule.conclusions):
+                if not fits(c):
+                    continue
+                w = _Work(theory, cs)
+                inst, abstr = w.abstracted_instance(rule)
+                s = T.unify1(a_key(inst.conclusions[ci]), a_key(fact))
+                if s is None:
+                    continue
+                vr = w.fresh("vr", Sort.NODE)
+                _mark_solved(w, goal)
+                w.substitute(s)
+                w.file_variants(abstr, s)
+                w.edges.append(((vr, ci), (goal.node, goal.index)))
+                w.place(vr, _subst_inst(inst, s))
+                _keep(out, rule.name, _finish(w))
+            continue
         for v in probe_w.variants()[rule.name]:
             for ci, c in enumerate(v.conclusions):
                 if not fits(c):

@@ -290,7 +290,7 @@ def saturate(theory: Theory, cs: Constraints, first_age: int, limits: SourceLimi
                     sub = refined_now(sub)
                     if sub is None:
                         continue
-                    if sub.contradiction is not None:
+                    if sub.contradiction is not None and not _contextual(sub):
                         dead.append(sub)
                         continue
                     ref2 = ref
@@ -299,6 +299,10 @@ def saturate(theory: Theory, cs: Constraints, first_age: int, limits: SourceLimi
                     branch.append((sub, ch + isinstance(g, ChainGoal), ref2))
         frontier = nxt
     done.extend(c for c, _, _ in frontier)
+    # A case contradicted by the rest of the system was saturated on (as Tamarin's source, precomputed
+    # without that context): its own premises may still make it die silently when conjoined.
+    dead.extend(c for c in done if c.contradiction is not None)
+    done = [c for c in done if c.contradiction is None]
     if refine:
         # As Tamarin's refined sources: the assumed lemmas and their unsolved case splits leave the case.
         done = [forget_formulas(c, refine, _refinement_disjunctions(c, refine)) for c in done]
@@ -310,7 +314,7 @@ def saturate(theory: Theory, cs: Constraints, first_age: int, limits: SourceLimi
         # Every case died while saturating. A contradiction with the rest of the system (the formulas,
         # the ordering) shows as one closed leaf, as after Tamarin's conjoining of the source; one inside
         # the source itself (an impossible or forbidden chain) means the source has no such case at all.
-        return [c for c in dead if _contextual(c)][:1]
+        return [c for c in dead if _contextual(c)]
     return done
 
 
