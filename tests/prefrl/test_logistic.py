@@ -60,7 +60,9 @@ def test_lagged_newton_converges_to_the_textbook_optimum(data):
     m.refit(max_iter=50, tol=1e-10)  # fresh Hessian (first refit)
     m.add_batch(X[300:], o[300:])  # n grew by 1.33 < 2: the next refit keeps the old Hessian
     hess_before = m._hess.copy()
-    info = m.refit(max_iter=200, tol=1e-10)
+    # tol 1e-8: the gradient of this 400-sample objective (~251) has a float64 rounding floor near 2e-9 on
+    # some CPUs, which a lagged-Hessian Newton approaches but need not pass
+    info = m.refit(max_iter=200, tol=1e-8)
     assert np.array_equal(m._hess, hess_before)
     ref, _ = fit_logistic(X, o, 1.0, 0.5, 10.0, pb, max_iter=50, tol=1e-10)
     assert info.converged and np.allclose(m.theta, ref, atol=1e-8)

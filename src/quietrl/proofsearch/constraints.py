@@ -1626,40 +1626,28 @@ def _solve_premise(theory: Theory, cs: Constraints, goal: PremiseGoal) -> list[t
     def fits(c: Fact) -> bool:
         return c.name == fact.name and c.persistent == fact.persistent and len(c.args) == len(fact.args)
 
-    # Tamarin solves a premise with a fresh instance of each rule variant; an instance that is really an
-    # existing node is merged into it later by simplification (unique Fr instances, DG4).
+    # Tamarin solves a premise through its source: a fresh instance of the rule, where a rule with several
+    # variants is placed once with its destructor applications abstracted and its variants a split goal;
+    # an instance that is really an existing node is merged into it later by simplification (unique Fr
+    # instances, DG4).
     probe_w = _Work(theory, cs)
-    # A new instance of a rule variant.
     for rule in theory.rules:
-        if len(probe_w.variants()[rule.name]) > 1:
-            for ci, c in enumerate(rule.conclusions):
-                if not fits(c):
-                    continue
-                w = _Work(theory, cs)
-                inst, abstr = w.abstracted_instance(rule)
-                s = T.unify1(a_key(inst.conclusions[ci]), a_key(fact))
-                if s is None:
-                    continue
-                vr = w.fresh("vr", Sort.NODE)
-                _mark_solved(w, goal)
-                w.substitute(s)
-                w.file_variants(abstr, s)
-                w.edges.append(((vr, ci), (goal.node, goal.index)))
-                w.place(vr, _subst_inst(inst, s))
-                _keep(out, rule.name, _finish(w))
-            continue
-        for v in probe_w.variants()[rule.name]:
+        variants = probe_w.variants()[rule.name]
+        several = len(variants) > 1
+        for v in ([rule] if several else variants):
             for ci, c in enumerate(v.conclusions):
                 if not fits(c):
                     continue
                 w = _Work(theory, cs)
-                inst = w.renamed_instance(v)
+                inst, abstr = w.abstracted_instance(rule) if several else (w.renamed_instance(v), None)
                 s = T.unify1(a_key(inst.conclusions[ci]), a_key(fact))
                 if s is None:
                     continue
                 vr = w.fresh("vr", Sort.NODE)
                 _mark_solved(w, goal)
                 w.substitute(s)
+                if abstr is not None:
+                    w.file_variants(abstr, s)
                 w.edges.append(((vr, ci), (goal.node, goal.index)))
                 w.place(vr, _subst_inst(inst, s))
                 _keep(out, rule.name, _finish(w))
