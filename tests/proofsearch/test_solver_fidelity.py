@@ -291,3 +291,17 @@ def test_ku_goal_on_a_protocol_node_has_no_case(protocols):
     ours, theirs = _cases_at(protocols, "loops/Minimal_KeyRenegotiation.spthy", "secrecy",
                              ["non_empty_trace", "case_2", "Receive", "Send"])
     assert ours == theirs == []
+
+
+ORDER = parse_theory("""theory ContradictionOrder begin
+rule R1: [ ] --[ A() ]-> [ ]
+rule R2: [ ] --[ B() ]-> [ ]
+lemma l: exists-trace "Ex #i #j. A() @ i & B() @ j & last(#i) & #i < #j & not(#i < #j)"
+end""")
+
+
+def test_from_formulas_is_printed_before_node_after_last():
+    # Both hold: ¬(#i < #j) with #i < #j, and #j after the last node #i. Tamarin tests the formulas first.
+    lem = ORDER.lemma("l")
+    (_, state), = apply(initial_system(ORDER, lem, "s"), methods(initial_system(ORDER, lem, "s"))[0])
+    assert state.status == "contradictory" and state.constraints.contradiction == "from formulas"

@@ -970,11 +970,6 @@ class _Work:
                     j == g.node or _reaches(succ, j, g.node) for j in known_at.get(g.start, ())):
                 self.contradict("forbidden chain")
                 return
-        if self.last is not None:
-            later = sorted((n for n in _reach_set(succ, self.last)), key=lambda v: (v.name, v.idx))
-            if later:
-                self.contradict(f"node {later[0]} after last node {self.last}")
-                return
         for f in self.formulas:
             if isinstance(f, Not):
                 a = f.body
@@ -984,6 +979,10 @@ class _Work:
                     self.contradict("from formulas")
                 elif isinstance(a, Last) and self.last == a.node:
                     self.contradict("from formulas")
+        if self.last is not None and not self.contradiction:
+            later = sorted((n for n in _reach_set(succ, self.last)), key=lambda v: (v.name, v.idx))
+            if later:
+                self.contradict(f"node {later[0]} after last node {self.last}")
 
     def freeze(self) -> Constraints:
         goals = sorted(((g, age, solved) for g, (age, solved) in self.goals.items()), key=lambda x: x[1])
