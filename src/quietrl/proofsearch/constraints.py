@@ -989,8 +989,9 @@ class _Work:
         return Constraints(
             nodes=tuple(sorted(self.nodes.items(), key=lambda kv: (kv[0].name, kv[0].idx))),
             less=tuple(dict.fromkeys(self.less)), last=self.last, formulas=tuple(self.formulas),
-            solved_formulas=tuple(self.solved_formulas), goals=tuple(goals), next_age=self.next_age, next_split=self.next_split,
-            contradiction=self.contradiction, edges=tuple(dict.fromkeys(self.edges)), exhaustive=self.exhaustive)
+            solved_formulas=tuple(self.solved_formulas), goals=tuple(goals), next_age=self.next_age,
+            next_split=self.next_split, contradiction=self.contradiction, edges=tuple(dict.fromkeys(self.edges)),
+            exhaustive=self.exhaustive)
 
 
 _INJECTIVE: dict[int, tuple[Theory, frozenset]] = {}

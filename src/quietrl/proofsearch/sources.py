@@ -235,8 +235,9 @@ def saturate(theory: Theory, cs: Constraints, first_age: int, limits: SourceLimi
              refine: frozenset[Formula] = frozenset(), before: Constraints | None = None) -> list[Constraints]:
     """Saturate one source case: solve its cheap goals (see :func:`_safe_goal`) round by round.
 
-    Returns the surviving cases; when every case dies, at most one closed leaf (see the end). Bounded by ``limits`` and by
-    :data:`MAX_SATURATED_CASES`; goals left by a limit simply stay open.
+    Returns the surviving cases; when every case dies, the closed leaves of the contradictions with the rest
+    of the system (see the end). Bounded by ``limits`` and by :data:`MAX_SATURATED_CASES`; goals left by a
+    limit simply stay open.
     """
     if cs.contradiction is not None:
         return [cs]
@@ -311,9 +312,10 @@ def saturate(theory: Theory, cs: Constraints, first_age: int, limits: SourceLimi
             # conjoined, S_∀ instantiates it on the source's nodes again (its disjunctions become goals).
             done = [c for c in map(lambda c: resimplify(theory, c), done) if c is not None]
     if not done:
-        # Every case died while saturating. A contradiction with the rest of the system (the formulas,
-        # the ordering) shows as one closed leaf, as after Tamarin's conjoining of the source; one inside
-        # the source itself (an impossible or forbidden chain) means the source has no such case at all.
+        # Every case died while saturating. Each contradiction with the rest of the system (the formulas,
+        # the ordering) shows as a closed leaf, as after Tamarin's conjoining of the source (KAS1's two
+        # Sessk_reveal leaves); one inside the source itself (an impossible or forbidden chain) means the
+        # source has no such case at all.
         return [c for c in dead if _contextual(c)]
     return done
 
