@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated arms to run (s always; default all: {','.join(ARMS)})")
     ap.add_argument("--lofo", action="store_true", help="add the leave-one-family-out arms")
     ap.add_argument("--pretrain-exec", type=int, default=50, help="--lofo: executions per pretraining lemma")
+    ap.add_argument("--fpu-floor", type=float, default=None,
+                    help="MCTS arms: floor of an untried method's Q (MCTSConfig.fpu_floor; default off)")
     ap.add_argument("--quick", action="store_true", help="two of our small models, 1 seed, small budgets")
     ap.add_argument("--report-only", action="store_true", help="summarise what --out holds, run nothing")
     args = ap.parse_args(argv)
@@ -114,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
 
-    mcts = MCTSConfig(searches=10, proofs=3)
+    try:
+        mcts = MCTSConfig(searches=10, proofs=3, fpu_floor=args.fpu_floor)
+    except ConfigError as e:
+        ap.error(str(e))
     if args.quick:
         paths = [example_path(n) for n in QUICK]
         args.seeds, args.exec_min, args.max_steps = 1, 100, 400

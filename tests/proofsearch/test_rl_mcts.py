@@ -310,3 +310,25 @@ def test_scout_top_n_holds_until_the_first_proof(client_server, monkeypatch):
     widths.clear()
     search_lemma(client_server, "key_secret", dataclasses.replace(cfg, scout_top_n=None))
     assert widths == [3, 3, 3]
+
+
+def test_fpu_floor_tries_an_untried_sibling_once_the_tried_branch_looks_long():
+    # a (rank 0) leads into an endless chain, b (rank 1) closes at once. With the spec's Q = V(s) − δ for
+    # an untried method, b stays below a (their gap is δ however long a's chain gets) and only the prior
+    # term reaches it (60 simulations here); a floor of −5 tries b once a looks longer than ~5 steps.
+    tree = {f"C{k}": [("n", [("", f"C{k + 1}")])] for k in range(200)}
+    tree["R"] = [("a", [("", "C0")]), ("b", [("", "X1")])]
+
+    def simulations_to_proof(floor):
+        search = Search(Toy(tree), MCTSConfig(rank_lambda=0.5, expand_top_n=1, fpu_floor=floor), StepCache())
+        for n in range(1, 200):
+            search.simulate()
+            if search.root.proved:
+                return n
+        return None
+
+    with_floor, without = simulations_to_proof(-5.0), simulations_to_proof(None)
+    assert with_floor is not None and with_floor <= 15
+    assert without is None or without > 3 * with_floor
+    with pytest.raises(ConfigError, match="fpu_floor"):
+        MCTSConfig(fpu_floor=1.0)
