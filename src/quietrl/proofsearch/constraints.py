@@ -606,11 +606,18 @@ class _Work:
         s = T.unify1(a_key(cands[0]), a_key(g.fact))
         if s is None:
             return False
+        self.place_at_goal(g, inst, s, abstr)
+        return True
+
+    def place_at_goal(self, g: ActionGoal, inst: RuleInstance, s: T.Subst,
+                      abstr: dict[Term, Var] | None = None) -> None:
+        """Solve the action goal ``g`` with the protocol rule instance ``inst`` (its action unified with
+        ``g``'s fact by ``s``) at ``g``'s node; its variants filed as :meth:`file_variants` does (none
+        abstracted: the trivial disjunction, which still takes a split id)."""
         self.goals[g][1] = True
         self.substitute(s)
-        self.file_variants(abstr, s)
+        self.file_variants(abstr or {}, s)
         self.place(g.node, _subst_inst(inst, s))
-        return True
 
     def abstracted_instance(self, rule: Rule) -> tuple[RuleInstance, dict[Term, Var]]:
         """A fresh instance of ``rule`` with each maximal destructor application abstracted by a fresh
@@ -661,11 +668,7 @@ class _Work:
         """Solve the action goal ``g`` with a fresh instance of the rule variant ``rule`` at its node."""
         inst = self.renamed_instance(rule)
         a = next(x for x in inst.actions if T.unify1(a_key(x), a_key(g.fact)) is not None)
-        s = T.unify1(a_key(a), a_key(g.fact))
-        self.goals[g][1] = True
-        self.substitute(s)
-        self.split_id()  # the rule's (trivial) variant disjunction
-        self.place(g.node, _subst_inst(inst, s))
+        self.place_at_goal(g, inst, T.unify1(a_key(a), a_key(g.fact)))
 
     def eval_disjunctions(self) -> bool:
         """Tamarin's atom valuation on open disjunctions: a disjunct that is ``last(#i)`` or ``#i < #j``
@@ -1611,10 +1614,7 @@ def _solve_action(theory: Theory, cs: Constraints, goal: ActionGoal) -> list[tup
                 s = T.unify1(a_key(inst.actions[ai]), a_key(goal.fact))
                 if s is None:
                     continue
-                _mark_solved(w, goal)
-                w.substitute(s)
-                w.split_id()  # the rule's (trivial) variant disjunction
-                w.place(goal.node, _subst_inst(inst, s))
+                w.place_at_goal(goal, inst, s)
                 _keep(out, rule.name, _finish(w))
     return out
 
