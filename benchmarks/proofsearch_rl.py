@@ -108,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain-exec", type=int, default=50, help="--lofo: executions per pretraining lemma")
     ap.add_argument("--fpu-floor", type=float, default=None,
                     help="MCTS arms: floor of an untried method's Q (MCTSConfig.fpu_floor; default off)")
+    ap.add_argument("--fpu-after-first-proof", action="store_true",
+                    help="--fpu-floor only in the searches after a lemma's first proof")
+    ap.add_argument("--improve", action="store_true",
+                    help="MCTS arms: the searches after the first proof optimise its size (MCTSConfig.improve)")
+    ap.add_argument("--scout-top-n", type=int, default=None,
+                    help="MCTS arms: methods executed per new node before the first proof (default: as after)")
     ap.add_argument("--quick", action="store_true", help="two of our small models, 1 seed, small budgets")
     ap.add_argument("--report-only", action="store_true", help="summarise what --out holds, run nothing")
     args = ap.parse_args(argv)
@@ -117,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
 
     try:
-        mcts = MCTSConfig(searches=10, proofs=3, fpu_floor=args.fpu_floor)
+        mcts = MCTSConfig(searches=10, proofs=3, fpu_floor=args.fpu_floor,
+                          fpu_after_first_proof=args.fpu_after_first_proof, improve=args.improve,
+                          scout_top_n=args.scout_top_n)
     except ConfigError as e:
         ap.error(str(e))
     if args.quick:

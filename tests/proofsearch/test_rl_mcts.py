@@ -332,3 +332,35 @@ def test_fpu_floor_tries_an_untried_sibling_once_the_tried_branch_looks_long():
     assert without is None or without > 3 * with_floor
     with pytest.raises(ConfigError, match="fpu_floor"):
         MCTSConfig(fpu_floor=1.0)
+
+
+# a's first case N1 has a long proof (p: five steps, rank 0) and a short one (q: one step, rank 1)
+IMPROVE_TREE = {
+    "R": [("a", [("A", "N1"), ("B", "X0")])],
+    "N1": [("p", [("", "P1")]), ("q", [("", "X9")])],
+    "P1": [("p1", [("", "P2")])],
+    "P2": [("p2", [("", "P3")])],
+    "P3": [("p3", [("", "P4")])],
+    "P4": [("p4", [("", "X5")])],
+}
+
+
+def _after_first_proof(improve: bool) -> int:
+    """Size of the best proof of a search that follows a first (scouting) search on IMPROVE_TREE."""
+    cfg = MCTSConfig(simulations=40, rank_lambda=0.5, expand_top_n=1, fpu_floor=-3.0, improve=improve)
+    cache = StepCache()
+    first = Search(Toy(IMPROVE_TREE), cfg, cache, scout=True)
+    first.run(40, lambda: True)
+    assert first.root.proved and extract(first.root).size() == 8  # through p: the settled node N1
+    later = Search(Toy(IMPROVE_TREE), cfg, cache)
+    later.run(40, lambda: True)
+    assert later.root.proved
+    return extract(later.root).size()
+
+
+def test_improving_search_reopens_a_settled_node_for_a_shorter_proof():
+    # improving: N1 stays selectable after it is settled, its value is its proof's (−4), so q (floor −3)
+    # is tried below it and the proof shrinks to a, q, X9, X0 = 4; a search that stops at the re-found
+    # proof (cached steps) keeps the 8 steps through p
+    assert _after_first_proof(improve=True) == 4 == size_of(IMPROVE_TREE, "R", False)
+    assert _after_first_proof(improve=False) == 8

@@ -69,7 +69,7 @@ class MCTSConfig:
     simulations: int = 60           # simulations in the first search
     growth: float = 1.5             # budget factor per further search (fresh tree)
     searches: int = 4               # searches per lemma at most
-    proofs: int = 2                 # stop after this many completed (checked) proofs
+    proofs: int = 2                 # stop after this many improving proofs (checked, smaller than any before)
     max_executions: int = 400       # engine method executions per lemma (cache misses), all searches
     c_base: float = 3200.0          # the authors' example runs (default 100 / 1.0 leaves the prior dominant)
     c_init: float = 0.001
@@ -102,6 +102,13 @@ class MCTSConfig:
     # seeds, fpu -10 vs off): MCTS + net size / s where s needs >= 30 steps 0.557 on 11 lemmas vs 0.856 on
     # 12, one lemma s misses proved, but 9 lemmas s proves missed vs 6 (NSPK3's traces, TLS). Off by default.
     fpu_floor: float | None = None
+    # apply fpu_floor only in the searches after the lemma's first proof: the first proof comes as fast as
+    # without the floor, the later searches try the alternatives that may make it shorter
+    fpu_after_first_proof: bool = False
+    # the searches after the lemma's first proof (all-traces lemmas without a found trace) optimise proof size:
+    # they run their whole simulation budget, settled nodes stay open to a shorter alternative below them,
+    # and a settled node's value is its best proof's (1 − its method steps) instead of "nothing left to do"
+    improve: bool = False
     root_noise: float = 0.25        # Dirichlet noise weight at the root from the 2nd search on
     continue_after_proof: bool = False  # keep exploring unsettled alternatives once the root is proved
     workers: int = 1                # searches run one after another on CPU
@@ -277,6 +284,10 @@ class Search:
         # scouting (before the lemma's first proof): the scout_* overrides where they are set
         self.top_n = cfg.scout_top_n if scout and cfg.scout_top_n is not None else cfg.expand_top_n
         self.widen_c = cfg.scout_widen_c if scout and cfg.scout_widen_c is not None else cfg.widen_c
+        self.fpu_floor = None if scout and cfg.fpu_after_first_proof else cfg.fpu_floor
+        # improving (cfg.improve): from the moment this search re-proves the root, see _start_improving
+        self.may_improve = cfg.improve and not scout and not problem.exists
+        self.improve = False
         self.evaluator, self.listener = evaluator, listener
         self.rng = rng or np.random.default_rng(0)
         self.root_noise = root_noise
@@ -360,9 +371,10 @@ class Search:
                 any(c.failed for c in children)
         else:
             a.failed = not a.proved and any(c.failed for c in children)
-        # the cases still to settle; an unvisited one counts as V = 0 (spec), i.e. about one step left
-        live = [c.value if n > 0 else 0.0 for (_, c), n in zip(a.cases, a.case_visits)
-                if not (c.proved or (exists and c.failed))]
+        # the cases still to settle; an unvisited one counts as V = 0 (spec), i.e. about one step left.
+        # Improving: every case counts, a settled one with its best proof's value (the proof's whole size)
+        live = [c.value if n > 0 or c.proved else 0.0 for (_, c), n in zip(a.cases, a.case_visits)
+                if not (c.proved and not self.improve or (exists and c.failed))]
         if not live:
             a.value = 1.0
         elif exists:
@@ -373,6 +385,11 @@ class Search:
             a.value = min(live)  # the authors' choice: the hardest case
 
     def _update_or(self, node: OrNode) -> None:
+        if self.improve and node.proved and node.expanded and not node.trace:
+            # the best proof below: its value is exact (the AND values of settled splits count every case)
+            node.value = max(-1.0 + e.child.value for e in node.edges
+                             if e is not None and e.child is not None and e.child.proved)
+            return
         if node.proved or node.failed or not node.expanded:
             return
         edges = node.edges
@@ -404,7 +421,8 @@ class Search:
 
         def blocked(i: int) -> bool:
             e = node.edges[i]
-            return e is not None and (e.failed or (e.child is not None and (e.child.failed or e.child.proved)))
+            return e is not None and (e.failed or (e.child is not None and (
+                e.child.failed or (e.child.proved and not (self.improve and not e.child.trace)))))
 
         allowed = [int(i) for i in np.argsort(-node.prior, kind="stable") if not blocked(int(i))][:width]
         psum = float(sum(node.prior[i] for i in allowed)) or 1.0
@@ -412,12 +430,12 @@ class Search:
         for i in allowed:
             e = node.edges[i]
             visits = e.visits if e is not None else 0
-            if e is not None and e.child is not None and visits:
+            if e is not None and e.child is not None and (visits or (self.improve and e.child.proved)):
                 q = -1.0 + e.child.value
             else:
                 q = node.value - self.cfg.delta
-                if self.cfg.fpu_floor is not None:
-                    q = max(q, self.cfg.fpu_floor)
+                if self.fpu_floor is not None:
+                    q = max(q, self.fpu_floor)
             score = self._u(n_s, visits) * node.prior[i] / psum + self._value_score(q)
             if score > best:
                 best, best_i = score, i
@@ -428,9 +446,9 @@ class Search:
         k = len(a.cases)
         best, best_j = NEG, None
         for j, (_, c) in enumerate(a.cases):
-            if c.proved or c.failed or c.key in on_path:
+            if c.failed or c.key in on_path or (c.proved and not (self.improve and c.expanded and not c.trace)):
                 continue
-            if a.case_visits[j]:
+            if a.case_visits[j] or c.proved:
                 q = c.value
             else:
                 q = (a.value if a.visits else 0.0) - self.cfg.delta
@@ -446,7 +464,7 @@ class Search:
         path: list[tuple[OrNode, int, AndNode | None, int | None]] = []
         on_path = {node.key}
         while True:
-            if node.failed or (node.proved and not (self.cfg.continue_after_proof and node.expanded)):
+            if node.failed or (node.proved and not ((self.cfg.continue_after_proof or self.improve) and node.expanded)):
                 break
             if not node.expanded:
                 self._expand(node)
@@ -486,10 +504,31 @@ class Search:
         """Simulate until the root is settled, ``simulations`` are done or the budget is spent."""
         done = 0
         while done < simulations and not self.root.failed and budget_left() and \
-                (self.cfg.continue_after_proof or not self.root.proved):
+                (self.cfg.continue_after_proof or (self.may_improve and not self.root.trace) or not self.root.proved):
             self.simulate()
             done += 1
+            if self.may_improve and not self.improve and self.root.proved and not self.root.trace:
+                self._start_improving()
         return done
+
+    def _start_improving(self) -> None:
+        """Switch to size optimisation once the root is proved: settled nodes become selectable again and
+        every value is recomputed bottom-up with settled cases counted at their proof's size."""
+        self.improve = True
+        done: set = set()
+
+        def visit(node: OrNode) -> None:
+            if node.key in done or not node.expanded:
+                return
+            done.add(node.key)  # before the children: a transposition cycle keeps the value it has
+            for e in node.edges:
+                if e is not None and e.child is not None:
+                    for _, c in e.child.cases:
+                        visit(c)
+                    self._update_and(e.child)
+            self._update_or(node)
+
+        visit(self.root)
 
 
 def _best(node: OrNode, memo: dict, active: set) -> tuple[int, str, Any] | None:
@@ -663,7 +702,7 @@ def search_lemma(theory: Theory, lemma_name: str, cfg: MCTSConfig = MCTSConfig()
     best_size = None
     first = None
     sims = 0
-    found = 0
+    found = improving = 0
     rejected: list[str] = []
     n_search = 0
 
@@ -675,7 +714,15 @@ def search_lemma(theory: Theory, lemma_name: str, cfg: MCTSConfig = MCTSConfig()
     for n_search in range(1, cfg.searches + 1):
         tree = Search(problem, cfg, cache, evaluator, listener, rng, cfg.root_noise if n_search > 1 else 0.0,
                       scout=first is None)
-        sims += tree.run(int(round(cfg.simulations * cfg.growth ** (n_search - 1))), budget_left)
+        go_on = budget_left
+        if tree.improve:
+            # an improving search runs past its re-found proof: it gets an equal share of the executions
+            # left, so that the searches after it (other root noise) get theirs
+            cap = cache.executions + max(1, (cfg.max_executions - cache.executions) // (cfg.searches - n_search + 1))
+
+            def go_on() -> bool:
+                return cache.executions < cap and budget_left()
+        sims += tree.run(int(round(cfg.simulations * cfg.growth ** (n_search - 1))), go_on)
         if tree.root.proved:
             proof = extract(tree.root, problem)
             if proof is not None:
@@ -686,9 +733,12 @@ def search_lemma(theory: Theory, lemma_name: str, cfg: MCTSConfig = MCTSConfig()
                         first = cache.executions
                     if best_size is None or proof.size() < best_size:
                         best, best_size = proof, proof.size()
+                        improving += 1
                 else:
                     rejected.append("; ".join(rep.problems[:3]))
-        if found >= cfg.proofs or not budget_left() or tree.root.failed:
+        # a later search that re-finds a proof no smaller (through cached steps) does not count: the budget
+        # left goes to the search for a shorter one
+        if improving >= cfg.proofs or not budget_left() or tree.root.failed:
             break
         if on_search is not None:
             on_search(n_search)
