@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="MCTS arms: the searches after the first proof optimise its size (MCTSConfig.improve)")
     ap.add_argument("--scout-top-n", type=int, default=None,
                     help="MCTS arms: methods executed per new node before the first proof (default: as after)")
+    ap.add_argument("--no-net-value", action="store_true",
+                    help="MCTS + network: leaf value default_value instead of the value head (policy only)")
     ap.add_argument("--quick", action="store_true", help="two of our small models, 1 seed, small budgets")
     ap.add_argument("--report-only", action="store_true", help="summarise what --out holds, run nothing")
     args = ap.parse_args(argv)
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         mcts = MCTSConfig(searches=10, proofs=3, fpu_floor=args.fpu_floor,
                           fpu_after_first_proof=args.fpu_after_first_proof, improve=args.improve,
-                          scout_top_n=args.scout_top_n)
+                          scout_top_n=args.scout_top_n, net_value=not args.no_net_value)
     except ConfigError as e:
         ap.error(str(e))
     if args.quick:

@@ -364,3 +364,14 @@ def test_improving_search_reopens_a_settled_node_for_a_shorter_proof():
     # proof (cached steps) keeps the 8 steps through p
     assert _after_first_proof(improve=True) == 4 == size_of(IMPROVE_TREE, "R", False)
     assert _after_first_proof(improve=False) == 8
+
+
+def test_a_re_found_proof_of_the_same_size_does_not_count_towards_proofs(client_server):
+    # key_secret's 5-step proof is found by the first search and re-found (cached steps, no new execution)
+    # by every later one: none of those improves it, so proofs=2 does not stop the searches after the second
+    cfg = MCTSConfig(simulations=30, searches=4, proofs=2, max_executions=200)
+    r = search_lemma(client_server, "key_secret", cfg)
+    assert r.size == 5 and r.proofs_found == r.searches == 4
+    # improving searches run on past the re-found proof and spend executions on alternatives
+    ri = search_lemma(client_server, "key_secret", dataclasses.replace(cfg, improve=True))
+    assert ri.size == 5 and ri.executions > r.executions

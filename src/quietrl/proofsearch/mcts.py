@@ -24,9 +24,11 @@ or leads only to dead cases is never selected again. Several searches run with a
 growing ×``growth``; engine steps are cached across them, so the count of *method executions* (cache
 misses) is the engine effort. Until the lemma's first checked proof the searches can *scout*: ``scout_top_n``
 and ``scout_widen_c`` (off by default) replace ``expand_top_n`` and ``widen_c``, a narrower tree that reaches a
-first proof with fewer executions; the searches after it look for shorter proofs at the normal width. Every
-proof is extracted (the smallest settled subtree, as Tamarin counts size) and re-checked before it is
-reported.
+first proof with fewer executions; the searches after it look for shorter proofs at the normal width. With
+``improve`` a search after the first proof does not stop when it has re-proved the root: it reopens the settled
+nodes, values each at its best proof's size and goes on looking for a shorter alternative below them
+(optionally with ``fpu_floor`` only there, ``fpu_after_first_proof``). Every proof is extracted (the
+smallest settled subtree, as Tamarin counts size) and re-checked before it is reported.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class MCTSConfig:
     widen_alpha: float = 0.5
     and_backup: Literal["min", "sum"] = "sum"   # proof size sums over cases (the authors: min)
     default_value: float = 0.0      # leaf value without a network (≈ one step left)
+    net_value: bool = True          # with a network: its value head as the leaf value (False: default_value)
     # Floor of an untried method's Q (None: the spec's V(s) − δ alone). With the sum back-up V(s) falls with
     # the size of the subtree below it, so V(s) − δ ranks an untried sibling under every tried one and only
     # the (small, with the authors' c_base) prior term ever tries it. A floor of −10 says "an untried
@@ -106,8 +109,9 @@ class MCTSConfig:
     # without the floor, the later searches try the alternatives that may make it shorter
     fpu_after_first_proof: bool = False
     # the searches after the lemma's first proof (all-traces lemmas without a found trace) optimise proof size:
-    # they run their whole simulation budget, settled nodes stay open to a shorter alternative below them,
-    # and a settled node's value is its best proof's (1 − its method steps) instead of "nothing left to do"
+    # once a search has re-proved the root (cheap: cached steps) it runs on to its simulation count, settled
+    # nodes stay selectable for a shorter alternative below them, and a settled node's value is its best
+    # proof's (1 − its method steps) instead of "nothing left to do"
     improve: bool = False
     root_noise: float = 0.25        # Dirichlet noise weight at the root from the 2nd search on
     continue_after_proof: bool = False  # keep exploring unsettled alternatives once the root is proved
@@ -319,7 +323,7 @@ class Search:
         node.edges = [None] * len(ms)
         if self.evaluator is not None and ms:
             logits, value = self.evaluator(node.state, ms)
-            node.v_net = float(value)
+            node.v_net = float(value) if self.cfg.net_value else self.cfg.default_value
         else:
             logits, node.v_net = np.zeros(len(ms)), self.cfg.default_value
         node.prior = priors(logits, self.cfg) if ms else np.zeros(0)
@@ -714,15 +718,7 @@ def search_lemma(theory: Theory, lemma_name: str, cfg: MCTSConfig = MCTSConfig()
     for n_search in range(1, cfg.searches + 1):
         tree = Search(problem, cfg, cache, evaluator, listener, rng, cfg.root_noise if n_search > 1 else 0.0,
                       scout=first is None)
-        go_on = budget_left
-        if tree.improve:
-            # an improving search runs past its re-found proof: it gets an equal share of the executions
-            # left, so that the searches after it (other root noise) get theirs
-            cap = cache.executions + max(1, (cfg.max_executions - cache.executions) // (cfg.searches - n_search + 1))
-
-            def go_on() -> bool:
-                return cache.executions < cap and budget_left()
-        sims += tree.run(int(round(cfg.simulations * cfg.growth ** (n_search - 1))), go_on)
+        sims += tree.run(int(round(cfg.simulations * cfg.growth ** (n_search - 1))), budget_left)
         if tree.root.proved:
             proof = extract(tree.root, problem)
             if proof is not None:
