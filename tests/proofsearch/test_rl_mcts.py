@@ -366,12 +366,13 @@ def test_improving_search_reopens_a_settled_node_for_a_shorter_proof():
     assert _after_first_proof(improve=False) == 8
 
 
-def test_a_re_found_proof_of_the_same_size_does_not_count_towards_proofs(client_server):
+def test_improving_searches_count_only_smaller_proofs(client_server):
     # key_secret's 5-step proof is found by the first search and re-found (cached steps, no new execution)
-    # by every later one: none of those improves it, so proofs=2 does not stop the searches after the second
+    # by every later one. Without improve each re-found proof counts (a later search stops at it): proofs=2
+    # stops after two searches. Improving searches run on past it and a proof no smaller does not count:
+    # all four searches run and spend executions on alternatives.
     cfg = MCTSConfig(simulations=30, searches=4, proofs=2, max_executions=200)
     r = search_lemma(client_server, "key_secret", cfg)
-    assert r.size == 5 and r.proofs_found == r.searches == 4
-    # improving searches run on past the re-found proof and spend executions on alternatives
+    assert r.size == 5 and r.proofs_found == r.searches == 2
     ri = search_lemma(client_server, "key_secret", dataclasses.replace(cfg, improve=True))
-    assert ri.size == 5 and ri.executions > r.executions
+    assert ri.size == 5 and ri.proofs_found == ri.searches == 4 and ri.executions > r.executions

@@ -108,3 +108,19 @@ def test_learner_fits_a_choice_and_pauses_when_used_up():
     assert abs(value - (-2.0)) < 1.0
     with pytest.raises(ConfigError):
         ExpertConfig(learning_rate=0)
+
+
+def test_a_subproof_re_found_by_a_later_search_is_not_a_new_example():
+    from quietrl.proofsearch import example_path, parse_file
+    from quietrl.proofsearch.expert import search_with_learning
+    from quietrl.proofsearch.mcts import MCTSConfig
+
+    theory = parse_file(example_path("client_server"))
+    sizes = []
+    for searches in (1, 3):
+        learner = Learner(NetConfig(), ExpertConfig(monitor=0))
+        r = search_with_learning(theory, "key_secret", learner,
+                                 MCTSConfig(simulations=30, searches=searches, proofs=searches, max_executions=200))
+        assert r.proofs_found == searches  # the later searches re-find the same proof (cached steps)
+        sizes.append(len(learner.buffer))
+    assert sizes[0] > 0 and sizes[1] == sizes[0]

@@ -410,7 +410,8 @@ def load_records(out_dir: str | Path) -> list[dict[str, Any]]:
 
 def _learner_state(learner: Learner) -> dict[str, Any]:
     return {"params": jax.device_get(learner.params), "opt_state": jax.device_get(learner.opt_state),
-            "buffer": learner.buffer, "updates": learner.updates, "losses": learner.losses}
+            "buffer": learner.buffer, "updates": learner.updates, "losses": learner.losses,
+            "seen_examples": learner.seen_examples}
 
 
 def _save_learner(path: Path, learner: Learner, done: list[str]) -> None:
@@ -432,6 +433,7 @@ def _load_learner(path: Path, cfg: EvalConfig, seed: int) -> tuple[Learner, list
     learner = Learner(cfg.net, dataclasses.replace(cfg.expert, seed=cfg.expert.seed + seed), params=state["params"])
     learner.opt_state, learner.buffer = state["opt_state"], state["buffer"]
     learner.updates, learner.losses = state["updates"], state["losses"]
+    learner.seen_examples = state.get("seen_examples", set())
     return learner, list(state["done"])
 
 

@@ -143,6 +143,7 @@ class Learner:
         self.losses: list[float] = []
         self.forward_calls = 0
         self._since_train = 0
+        self.seen_examples: set = set()  # (state key, chosen method, value target) of the examples added
         model, tx = self.model, self.tx
 
         def loss_fn(params, ids, mask, chosen, target):
@@ -188,6 +189,10 @@ class Learner:
         v = proof_value(node, self.cfg.value_target)
         if i is None or v is None:
             return
+        seen = (node.key, i, v)
+        if seen in self.seen_examples:
+            return  # a subproof re-found by a later search (cached steps) is not a new example
+        self.seen_examples.add(seen)
         texts = [m.text() for m in node.methods]
         ids, mask = encode_methods(texts, self.net.vocab_size, self.net.max_len, self.net.max_methods)
         if i >= ids.shape[0]:

@@ -71,7 +71,7 @@ class MCTSConfig:
     simulations: int = 60           # simulations in the first search
     growth: float = 1.5             # budget factor per further search (fresh tree)
     searches: int = 4               # searches per lemma at most
-    proofs: int = 2                 # stop after this many improving proofs (checked, smaller than any before)
+    proofs: int = 2                 # stop after this many checked proofs (with improve: smaller than any before)
     max_executions: int = 400       # engine method executions per lemma (cache misses), all searches
     c_base: float = 3200.0          # the authors' example runs (default 100 / 1.0 leaves the prior dominant)
     c_init: float = 0.001
@@ -732,9 +732,10 @@ def search_lemma(theory: Theory, lemma_name: str, cfg: MCTSConfig = MCTSConfig()
                         improving += 1
                 else:
                     rejected.append("; ".join(rep.problems[:3]))
-        # a later search that re-finds a proof no smaller (through cached steps) does not count: the budget
-        # left goes to the search for a shorter one
-        if improving >= cfg.proofs or not budget_left() or tree.root.failed:
+        # improving: a later search that re-finds a proof no smaller does not count, the budget left goes to
+        # the search for a shorter one (without improve a later search stops at its re-found proof)
+        counted = improving if cfg.improve and not problem.exists else found
+        if counted >= cfg.proofs or not budget_left() or tree.root.failed:
             break
         if on_search is not None:
             on_search(n_search)
