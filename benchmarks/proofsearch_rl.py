@@ -106,12 +106,13 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma-separated arms to run (s always; default all: {','.join(ARMS)})")
     ap.add_argument("--lofo", action="store_true", help="add the leave-one-family-out arms")
     ap.add_argument("--pretrain-exec", type=int, default=50, help="--lofo: executions per pretraining lemma")
-    ap.add_argument("--fpu-floor", type=float, default=None,
-                    help="MCTS arms: floor of an untried method's Q (MCTSConfig.fpu_floor; default off)")
-    ap.add_argument("--fpu-after-first-proof", action="store_true",
-                    help="--fpu-floor only in the searches after a lemma's first proof")
-    ap.add_argument("--improve", action="store_true",
-                    help="MCTS arms: the searches after the first proof optimise its size (MCTSConfig.improve)")
+    ap.add_argument("--fpu-floor", type=float, default=MCTSConfig.fpu_floor,
+                    help="MCTS arms: floor of an untried method's Q (MCTSConfig.fpu_floor)")
+    ap.add_argument("--no-fpu-floor", action="store_true", help="MCTS arms: no floor (the spec's V(s) - delta)")
+    ap.add_argument("--fpu-from-start", action="store_true",
+                    help="the floor in every search, not only after a lemma's first proof")
+    ap.add_argument("--no-improve", action="store_true",
+                    help="MCTS arms: a search after the first proof stops at its re-found proof (no improve)")
     ap.add_argument("--scout-top-n", type=int, default=None,
                     help="MCTS arms: methods executed per new node before the first proof (default: as after)")
     ap.add_argument("--no-net-value", action="store_true",
@@ -125,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
 
     try:
-        mcts = MCTSConfig(searches=10, proofs=3, fpu_floor=args.fpu_floor,
-                          fpu_after_first_proof=args.fpu_after_first_proof, improve=args.improve,
+        mcts = MCTSConfig(searches=10, proofs=3, fpu_floor=None if args.no_fpu_floor else args.fpu_floor,
+                          fpu_after_first_proof=not args.fpu_from_start, improve=not args.no_improve,
                           scout_top_n=args.scout_top_n, net_value=not args.no_net_value)
     except ConfigError as e:
         ap.error(str(e))
@@ -151,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# proofsearch RL benchmark: {len(paths)} theories, seeds {list(seeds)}, budget {args.budget} "
           f"(E = max(ceil({args.exec_factor:g} x work of s), {args.exec_min}); {args.max_steps} if s fails), "
           f"{args.workers} worker(s), out {out}", flush=True)
+    where = "after the first proof" if mcts.fpu_after_first_proof else "every search"
+    print(f"# MCTS: fpu_floor {mcts.fpu_floor} ({where}), improve {mcts.improve}, scout_top_n {mcts.scout_top_n}, "
+          f"net_value {mcts.net_value}", flush=True)
     t0 = time.perf_counter()
     if not args.report_only:
         def log(v: dict) -> None:

@@ -371,7 +371,7 @@ def test_improving_searches_count_only_smaller_proofs(client_server):
     # by every later one. Without improve each re-found proof counts (a later search stops at it): proofs=2
     # stops after two searches. Improving searches run on past it and a proof no smaller does not count:
     # all four searches run and spend executions on alternatives.
-    cfg = MCTSConfig(simulations=30, searches=4, proofs=2, max_executions=200)
+    cfg = MCTSConfig(simulations=30, searches=4, proofs=2, max_executions=200, improve=False)
     r = search_lemma(client_server, "key_secret", cfg)
     assert r.size == 5 and r.proofs_found == r.searches == 2
     ri = search_lemma(client_server, "key_secret", dataclasses.replace(cfg, improve=True))
