@@ -396,8 +396,8 @@ class Search:
     def _update_or(self, node: OrNode) -> None:
         if self.improve and node.proved and node.expanded and not node.trace:
             # the best proof below: its value is exact (the AND values of settled splits count every case)
-            node.value = max(-1.0 + e.child.value for e in node.edges
-                             if e is not None and e.child is not None and e.child.proved)
+            node.value = max((-1.0 + e.child.value for e in node.edges
+                              if e is not None and e.child is not None and e.child.proved), default=node.value)
             return
         if node.proved or node.failed or not node.expanded:
             return
