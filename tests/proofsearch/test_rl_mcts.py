@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from quietrl.core.errors import ConfigError
@@ -376,3 +377,16 @@ def test_improving_searches_count_only_smaller_proofs(client_server):
     assert r.size == 5 and r.proofs_found == r.searches == 2
     ri = search_lemma(client_server, "key_secret", dataclasses.replace(cfg, improve=True))
     assert ri.size == 5 and ri.proofs_found == ri.searches == 4 and ri.executions > r.executions
+
+
+def test_net_value_off_uses_the_default_leaf_value():
+    # an evaluator whose value head says "50 steps left" everywhere: with net_value=False the leaves get
+    # default_value instead, the policy logits still shape the prior
+    def evaluator(state, ms):
+        return np.arange(len(ms), dtype=float), -50.0
+
+    for net_value, expected in ((True, -50.0), (False, 0.0)):
+        search = Search(Toy(ALL_TREE), MCTSConfig(net_value=net_value, rank_lambda=0.0), StepCache(), evaluator)
+        search.simulate()
+        assert search.root.v_net == expected
+        assert np.argmax(search.root.prior) == len(search.root.methods) - 1  # the largest logit
