@@ -302,6 +302,6 @@ end""")
 
 def test_from_formulas_is_printed_before_node_after_last():
     # Both hold: ¬(#i < #j) with #i < #j, and #j after the last node #i. Tamarin tests the formulas first.
-    lem = ORDER.lemma("l")
-    (_, state), = apply(initial_system(ORDER, lem, "s"), methods(initial_system(ORDER, lem, "s"))[0])
+    root = initial_system(ORDER, ORDER.lemma("l"), "s")
+    (_, state), = apply(root, methods(root)[0])
     assert state.status == "contradictory" and state.constraints.contradiction == "from formulas"

@@ -383,7 +383,7 @@ class Search:
         # the cases still to settle; an unvisited one counts as V = 0 (spec), i.e. about one step left.
         # Improving: every case counts, a settled one with its best proof's value (the proof's whole size)
         live = [c.value if n > 0 or c.proved else 0.0 for (_, c), n in zip(a.cases, a.case_visits)
-                if not (c.proved and not self.improve or (exists and c.failed))]
+                if not ((c.proved and not self.improve) or (exists and c.failed))]
         if not live:
             a.value = 1.0
         elif exists:
@@ -393,8 +393,12 @@ class Search:
         else:
             a.value = min(live)  # the authors' choice: the hardest case
 
+    def _reopened(self, x: OrNode | AndNode) -> bool:
+        """Improving: a node or split settled by a proof (not by a trace) stays open to a shorter one."""
+        return self.improve and x.proved and not x.trace
+
     def _update_or(self, node: OrNode) -> None:
-        if self.improve and node.proved and node.expanded and not node.trace:
+        if node.expanded and self._reopened(node):
             # the best proof below: its value is exact (the AND values of settled splits count every case)
             node.value = max((-1.0 + e.child.value for e in node.edges
                               if e is not None and e.child is not None and e.child.proved), default=node.value)
@@ -431,7 +435,7 @@ class Search:
         def blocked(i: int) -> bool:
             e = node.edges[i]
             return e is not None and (e.failed or (e.child is not None and (
-                e.child.failed or (e.child.proved and not (self.improve and not e.child.trace)))))
+                e.child.failed or (e.child.proved and not self._reopened(e.child)))))
 
         allowed = [int(i) for i in np.argsort(-node.prior, kind="stable") if not blocked(int(i))][:width]
         psum = float(sum(node.prior[i] for i in allowed)) or 1.0
@@ -455,7 +459,7 @@ class Search:
         k = len(a.cases)
         best, best_j = NEG, None
         for j, (_, c) in enumerate(a.cases):
-            if c.failed or c.key in on_path or (c.proved and not (self.improve and c.expanded and not c.trace)):
+            if c.failed or c.key in on_path or (c.proved and not (c.expanded and self._reopened(c))):
                 continue
             if a.case_visits[j] or c.proved:
                 q = c.value
