@@ -671,10 +671,10 @@ class _Work:
         self.place_at_goal(g, inst, T.unify1(a_key(a), a_key(g.fact)))
 
     def eval_disjunctions(self) -> bool:
-        """Tamarin's atom valuation on open disjunctions: a disjunct that is ``last(#i)`` or ``#i < #j``
-        (or ``#i = #j`` of time points) is decided by the ordering when it can be; a true disjunct solves
-        the disjunction, false ones leave it (the rest becomes a new disjunction, or a plain formula when
-        one remains, none: ``from formulas``). True if something changed."""
+        """Tamarin's atom valuation on open disjunctions: a disjunct that is ``last(#i)``, ``#i < #j``,
+        ``#i = #j`` of time points or ``t = t`` (or the negation of one) is decided by the ordering when it
+        can be; a true disjunct solves the disjunction, false ones leave it (the rest becomes a new
+        disjunction, or a plain formula when one remains, none: ``from formulas``). True if something changed."""
         succ = order_graph(self.less, self.edges)
         in_trace = set(self.nodes) | {g.node for g in self.goals if isinstance(g, ActionGoal)}
 
@@ -697,7 +697,15 @@ class _Work:
                 if self.last == d.right and d.left in in_trace and self.distinct_nodes(d.left, d.right):
                     return True
                 return None
-            if isinstance(d, Not) and isinstance(d.body, (Last, Less)):
+            if isinstance(d, Equal):
+                if d.left == d.right:
+                    return True
+                if isinstance(d.left, Var) and d.left.sort is Sort.NODE and isinstance(d.right, Var):
+                    if _reaches(succ, d.left, d.right) or _reaches(succ, d.right, d.left) \
+                            or self.distinct_nodes(d.left, d.right):
+                        return False
+                return None
+            if isinstance(d, Not) and isinstance(d.body, (Last, Less, Equal)):
                 v = value(d.body)
                 return None if v is None else not v
             return None
@@ -751,7 +759,10 @@ class _Work:
 
     def fresh_order(self) -> bool:
         """A fresh name exists only once its ``Fr`` is consumed: the node with ``Fr(~n)`` precedes every
-        other node with ``~n`` in a premise (Tamarin's fresh ordering). True if an ordering was added."""
+        other node with ``~n`` in a premise or action, outside destructor applications (Tamarin's
+        S_fresh-order). Tamarin's route refinement: when the creating node's single linear conclusion feeds a
+        chain of such nodes (its *route*), a node that can be none of the route's later nodes comes after
+        the route's end. True if an ordering was added."""
         made: dict[Term, Var] = {}
         for n, inst in self.nodes.items():
             for p in inst.premises:
@@ -760,15 +771,47 @@ class _Work:
         if not made:
             return False
         succ = order_graph(self.less, self.edges)
+        destr = self.R.destructors
+        out_edge = {src: tgt[0] for src, tgt in self.edges}
+        routes: dict[Var, list[Var]] = {}
+
+        def route(i: Var) -> list[Var]:
+            hit = routes.get(i)
+            if hit is None:
+                hit, n, seen = [i], i, {i}
+                while True:
+                    inst = self.nodes.get(n)
+                    if inst is None or len(inst.conclusions) != 1 or inst.conclusions[0].persistent:
+                        break
+                    n = out_edge.get((n, 0))
+                    if n is None or n in seen:
+                        break
+                    hit.append(n)
+                    seen.add(n)
+                routes[i] = hit
+            return hit
+
         added = False
+
+        def order(a: Var, b: Var) -> None:
+            nonlocal added
+            if not _reaches(succ, a, b):
+                self.less.append((a, b))
+                succ.setdefault(a, set()).add(b)
+                added = True
+
         for j, inst in self.nodes.items():
-            used = {v for p in inst.premises if p.name != "Fr" for a in p.args for v in T.atoms_of(a)}
+            fr_here = {p.args[0] for p in inst.premises if p.name == "Fr" and p.args}
+            used = {v for f in inst.premises + inst.actions if f.name != "Fr" for a in f.args
+                    for v in _atoms_outside(a, destr)}
             for t in used:
                 i = made.get(t)
-                if i is not None and i != j and not _reaches(succ, i, j):
-                    self.less.append((i, j))
-                    succ.setdefault(i, set()).add(j)
-                    added = True
+                if i is None or i == j or t in fr_here:
+                    continue
+                order(i, j)
+                r = route(i)
+                if len(r) > 1 and all(self.distinct_nodes(j, m) for m in r[1:]):
+                    order(r[-1], j)
         return added
 
     def injective_order(self) -> bool:
@@ -1180,9 +1223,12 @@ def _finish(w: _Work) -> Constraints | None:
         if merged is None:
             return None
         # After a contradiction the merges still run (Tamarin's simplification does not stop at one): a
-        # case whose fresh instances cannot be one node dies silently instead of closing as a leaf.
+        # case whose fresh instances cannot be one node dies silently instead of closing as a leaf. The fresh
+        # ordering comes before the disjunctions are valued: Tamarin's pass valuates formula atoms before it
+        # instantiates the universals (S_∀) and orders fresh names, so a hypothesis instance made in the
+        # step meets the fresh orderings of that step (Minimal_Loop_Example's Loop_before_Stop).
         if not merged and not w.merge_ku() and not w.unique_action_rules() and not w.settle_splits() \
-                and not w.eval_disjunctions() and not w.fresh_order() and not w.injective_order() \
+                and not w.fresh_order() and not w.eval_disjunctions() and not w.injective_order() \
                 and not w.negative_orderings():
             break
         if w.dead:
@@ -1417,6 +1463,17 @@ def _chain_may_continue(u: Term, inst: RuleInstance) -> bool:
     if any(p.name == "Fr" and p.args[0] == u for p in inst.premises):
         return False
     return u not in _known_parts(inst)
+
+
+def _atoms_outside(t: Term, destructors: frozenset):
+    """Variables and names of ``t`` that do not occur below a destructor application."""
+    if isinstance(t, T.App):
+        if t.fun in destructors:
+            return
+        for a in t.args:
+            yield from _atoms_outside(a, destructors)
+    else:
+        yield t
 
 
 def _fresh_sorted(m: Term) -> bool:
