@@ -65,6 +65,14 @@ def test_cli_evaluate_and_unknown_lemma(tmp_path):
     assert (tmp_path / "summary.json").exists() and (tmp_path / "sizes.png").exists()
     recs = [json.loads(x) for x in (tmp_path / "records.jsonl").read_text().splitlines()]
     assert {x["budget_exec"] for x in recs} == {40} and all(x["proved"] for x in recs)
+    r = runner.invoke(cli, ["evaluate", str(example_path("client_server")), "--lemma", "setup_reachable",
+                            "--arms", "s", "--budget", "executions", "--exec-factor", "50", "--exec-min", "40",
+                            "--out", str(tmp_path / "x50")])
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "x50" / "records.jsonl").read_text().splitlines()[0])
+    assert rec["budget_exec"] >= 50 * rec["size"] > 40  # the factor reaches the budget: 50 x work of s
+    r = runner.invoke(cli, ["evaluate", str(example_path("client_server")), "--exec-factor", "0"])
+    assert r.exit_code == 2 and "--exec-factor" in r.output
     r = runner.invoke(cli, ["evaluate", str(example_path("client_server")), "--lemma", "nope", "--arms", "s"])
     assert r.exit_code != 0 and "unknown lemma" in str(r.exception)
 

@@ -208,14 +208,16 @@ def examples_cmd() -> None:
 @click.option("--min-budget", "min_budget_s", type=float, default=60.0, show_default=True,
               help="Per-lemma budget floor in seconds (budget = max(10 x time of s, this)).")
 @click.option("--budget", type=click.Choice(["time", "executions"]), default="time", show_default=True,
-              help="time: max(10 x time of s, --min-budget) s; executions: max(3 x work of s, --exec-min) "
-                   "engine method executions (load-independent), equal for every arm.")
+              help="time: max(10 x time of s, --min-budget) s; executions: max(--exec-factor x work of s, "
+                   "--exec-min) engine method executions (load-independent), equal for every arm.")
+@click.option("--exec-factor", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+              help="--budget executions: executions per unit of work of s (benchmarks/proofsearch_rl.py: 6).")
 @click.option("--exec-min", type=int, default=150, show_default=True, help="--budget executions: the floor.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write records.jsonl, summary.json, table.txt and sizes.png here.")
 def evaluate_cmd(files: tuple[str, ...], lemmas: tuple[str, ...], arms: str, min_budget_s: float, budget: str,
-                 exec_min: int, seed: int, out_dir: str | None) -> None:
+                 exec_factor: float, exec_min: int, seed: int, out_dir: str | None) -> None:
     """Compare greedy s/c, MCTS, MCTS + learnt ranker and the ranker as an oracle on FILES."""
     from pathlib import Path
 
@@ -223,7 +225,7 @@ def evaluate_cmd(files: tuple[str, ...], lemmas: tuple[str, ...], arms: str, min
     from quietrl.proofsearch.evaluate import EvalConfig, evaluate_theory, figure, summarise, table
 
     cfg = EvalConfig(arms=tuple(a.strip() for a in arms.split(",") if a.strip()), min_budget_s=min_budget_s,
-                     budget=budget, exec_min=exec_min)
+                     budget=budget, exec_factor=exec_factor, exec_min=exec_min)
     records = []
     for f in files:
         th = _load(f)
