@@ -65,6 +65,7 @@ from quietrl.proofsearch.evaluate import (
     summarise,
     table,
 )
+from quietrl.proofsearch.expert import ExpertConfig
 from quietrl.proofsearch.mcts import MCTSConfig
 
 SHARED = Path(os.environ.get("QUIETRL_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared")) / "protocols"
@@ -121,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="MCTS arms: methods executed per new node before the first proof (default: as after)")
     ap.add_argument("--no-net-value", action="store_true",
                     help="MCTS + network: leaf value default_value instead of the value head (policy only)")
+    ap.add_argument("--residual-policy", action="store_true",
+                    help="train the ranker's policy on top of the rank prior (ExpertConfig.rank_prior = "
+                         "MCTSConfig.rank_lambda): it learns the residual of the engine's ranking")
     ap.add_argument("--quick", action="store_true", help="two of our small models, 1 seed, small budgets")
     ap.add_argument("--report-only", action="store_true", help="summarise what --out holds, run nothing")
     args = ap.parse_args(argv)
@@ -148,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = EvalConfig(arms=arms, budget=args.budget, exec_factor=args.exec_factor, exec_min=args.exec_min,
                          max_steps=args.max_steps, max_cpu_s=args.max_cpu, min_budget_s=args.min_budget, mcts=mcts,
-                         pretrain_exec=args.pretrain_exec)
+                         pretrain_exec=args.pretrain_exec,
+                         expert=ExpertConfig(rank_prior=mcts.rank_lambda if args.residual_policy else 0.0))
     except ConfigError as e:
         ap.error(str(e))
     seeds = tuple(range(args.seeds))
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.workers} worker(s), out {out}", flush=True)
     where = "after the first proof" if mcts.fpu_after_first_proof else "every search"
     print(f"# MCTS: fpu_floor {mcts.fpu_floor} ({where}), improve {mcts.improve}, scout_top_n {mcts.scout_top_n}, "
-          f"net_value {mcts.net_value}", flush=True)
+          f"net_value {mcts.net_value}; ranker rank_prior {cfg.expert.rank_prior}", flush=True)
     t0 = time.perf_counter()
     if not args.report_only:
         def log(v: dict) -> None:

@@ -125,3 +125,21 @@ def test_a_subproof_re_found_by_a_later_search_is_not_a_new_example():
         assert r.proofs_found == searches  # the later searches re-find the same proof (cached steps)
         sizes.append(len(learner.buffer))
     assert sizes[0] > 0 and sizes[1] == sizes[0]
+
+
+def test_policy_trained_on_top_of_the_rank_prior():
+    # ExpertConfig.rank_prior = λ: the loss scores log_softmax(logits − λ·rank), as the search composes its
+    # prior, and the greedy oracle sorts the same scores; λ = 0 is the plain policy.
+    ids, mask = encode_methods(GOALS[:4], 2048, 48)
+    plain = Learner(NetConfig(), ExpertConfig(monitor=0))
+    resid = Learner(NetConfig(), ExpertConfig(monitor=0, rank_prior=0.5), params=plain.params)
+    z, _ = plain.predict_texts(GOALS[:4])
+    for learner, lam in ((plain, 0.0), (resid, 0.5)):
+        s = z - lam * np.arange(4)
+        want = -s[1] + np.log(np.sum(np.exp(s)))  # cross-entropy of choosing the second method
+        _, (ce, _) = learner._loss(learner.params, ids[None], mask[None], np.array([1]), np.zeros(1, np.float32))
+        assert abs(float(ce) - want) < 1e-4
+    assert np.allclose(resid.rank_logits(GOALS[:4]), z - 0.5 * np.arange(4), atol=1e-6)
+    assert np.allclose(plain.rank_logits(GOALS[:4]), z, atol=1e-6)
+    with pytest.raises(ConfigError):
+        ExpertConfig(rank_prior=-1.0)

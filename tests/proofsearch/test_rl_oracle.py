@@ -64,3 +64,15 @@ def test_failing_oracle_prints_nothing_and_exits_zero(exported, tmp_path):
     assert out.returncode == 0 and out.stdout == b""
     with pytest.raises(Exception):
         load_learner(tmp_path)
+
+
+def test_export_keeps_the_rank_prior(tmp_path):
+    from quietrl.proofsearch.expert import ExpertConfig
+    from quietrl.proofsearch.networks import NetConfig
+
+    learner = Learner(NetConfig(), ExpertConfig(rank_prior=0.5))
+    export_oracle(learner, tmp_path, idle_s=5, start_wait_s=2)
+    loaded = load_learner(tmp_path)
+    assert loaded.cfg.rank_prior == 0.5
+    goals = ["!KU( ~k ) @ #vk", "Client_1( S, k ) ▶₀ #i", "(#i < #j)  ∥  (#j < #i)"]
+    assert rank(loaded, goals) == rank(learner, goals)

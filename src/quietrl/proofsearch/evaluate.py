@@ -114,8 +114,8 @@ class RankerOracle:
         self.calls += 1
         if not goal_texts:
             return []
-        logits, _ = self.learner.predict_texts([f"solve( {g} )" for g in goal_texts])
-        return [int(i) for i in np.argsort(-logits, kind="stable")]
+        scores = self.learner.rank_logits([f"solve( {g} )" for g in goal_texts])
+        return [int(i) for i in np.argsort(-scores, kind="stable")]
 
 
 class _CPULimit(Exception):

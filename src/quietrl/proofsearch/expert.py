@@ -49,10 +49,19 @@ class ExpertConfig:
     updates_between_searches: int = 32
     seed: int = 42
     value_target: str = "sum"      # "sum": 1 − steps of the subproof (our AND back-up); "min": longest branch
+    # λ of a rank prior the policy is trained on top of: the loss sees logits − λ·rank, so with λ equal to
+    # MCTSConfig.rank_lambda (which the search adds to the logits) the network learns only the residual of
+    # the engine's ranking instead of the whole choice. 0: the network learns the whole choice and the
+    # search adds the rank prior once more (about 85% of the chosen methods are the engine's first, so a
+    # trained network repeats the ranking and the prior counts it twice). The greedy oracle ranks by
+    # logits − λ·rank as well.
+    rank_prior: float = 0.0
 
     def __post_init__(self) -> None:
         if self.value_target not in ("sum", "min"):
             raise ConfigError(f"ExpertConfig.value_target must be sum or min, got {self.value_target!r}")
+        if self.rank_prior < 0:
+            raise ConfigError(f"ExpertConfig.rank_prior must be >= 0, got {self.rank_prior}")
         if self.learning_rate <= 0:
             raise ConfigError(f"ExpertConfig.learning_rate must be > 0, got {self.learning_rate}")
         for name in ("batch_size", "capacity", "max_uses", "train_every"):
@@ -146,8 +155,12 @@ class Learner:
         self.seen_examples: set = set()  # (state key, chosen method, value target) of the examples added
         model, tx = self.model, self.tx
 
+        rank_prior = float(cfg.rank_prior)
+
         def loss_fn(params, ids, mask, chosen, target):
             logits, value = model.apply(params, ids, mask)
+            if rank_prior:
+                logits = logits - rank_prior * jnp.arange(logits.shape[-1], dtype=logits.dtype)
             logp = jax.nn.log_softmax(logits, axis=-1)
             ce = -jnp.take_along_axis(logp, chosen[:, None], axis=1)[:, 0]
             return jnp.mean(ce) + jnp.mean((value - target) ** 2), (jnp.mean(ce), jnp.mean((value - target) ** 2))
@@ -174,6 +187,12 @@ class Learner:
             tail = logits.min() - 5.0 - np.arange(len(texts) - len(logits))
             logits = np.concatenate([logits, tail])
         return logits, float(value[0])
+
+    def rank_logits(self, texts: list[str]) -> np.ndarray:
+        """Scores of methods given in the engine's rank order, best highest: the policy logits with the rank
+        prior the policy was trained on top of (``ExpertConfig.rank_prior``); what a greedy oracle sorts."""
+        logits, _ = self.predict_texts(texts)
+        return logits - self.cfg.rank_prior * np.arange(len(logits))
 
     def evaluate(self, state, methods) -> tuple[np.ndarray, float]:
         """The MCTS evaluator: ``(logits [k], value)`` for a system and its ranked methods."""

@@ -132,7 +132,8 @@ def export_oracle(learner, directory: str | Path, idle_s: float = 300.0, start_w
     d = Path(directory)
     (d / "model").mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(d / "model" / "params.msgpack", serialization.to_bytes(learner.params))
-    atomic_write_text(d / "model" / "config.json", json.dumps({"net": to_dict(learner.net)}, indent=1))
+    atomic_write_text(d / "model" / "config.json", json.dumps({"net": to_dict(learner.net),
+                                                                   "rank_prior": learner.cfg.rank_prior}, indent=1))
     pkg_root = str(Path(__file__).resolve().parents[2])  # the directory holding the quietrl package
     script = d / "oracle"
     atomic_write_text(script, SCRIPT.format(python=sys.executable, pythonpath=pkg_root, idle_s=float(idle_s),
@@ -148,27 +149,29 @@ def load_learner(directory: str | Path):
     from flax import serialization
 
     from quietrl.core.config import from_dict
-    from quietrl.proofsearch.expert import Learner
+    from quietrl.proofsearch.expert import ExpertConfig, Learner
     from quietrl.proofsearch.networks import NetConfig, init_params
 
     d = Path(directory) / "model"
     try:
         cfg = json.loads((d / "config.json").read_text())
         net = from_dict(NetConfig, cfg["net"])
+        expert = ExpertConfig(rank_prior=float(cfg.get("rank_prior", 0.0)))
         params = serialization.from_bytes(init_params(net), (d / "params.msgpack").read_bytes())
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, TypeError, UserError) as e:
         raise UserError(f"{d}: not an exported ranker ({e})") from None
-    return Learner(net, params=params)
+    return Learner(net, expert, params=params)
 
 
 def rank(learner, goals: list[str]) -> list[int]:
-    """Goal indices, best first, by the ranker's policy logits (goal texts as an oracle receives them)."""
+    """Goal indices, best first, by the ranker's scores (:meth:`Learner.rank_logits`; goal texts as an oracle
+    receives them, in the order of Tamarin's heuristic)."""
     import numpy as np
 
     if not goals:
         return []
-    logits, _ = learner.predict_texts([f"solve( {g} )" for g in goals])
-    return [int(i) for i in np.argsort(-logits, kind="stable")]
+    scores = learner.rank_logits([f"solve( {g} )" for g in goals])
+    return [int(i) for i in np.argsort(-scores, kind="stable")]
 
 
 def serve(directory: str | Path, idle_s: float = 300.0) -> None:
