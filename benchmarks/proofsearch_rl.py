@@ -15,10 +15,10 @@ its iterative deepening tried before the cut root-to-trace path) and
 the engine), greedy arms at ``E`` steps. It is equal across arms, independent of the machine's load, and
 bounds every arm by about 6x the engine work of s (``--exec-factor``, ``--exec-min``; the issue's rule gives
 10x the time of s and at least 60 s per lemma). Until session 12 the default was 3x and 150: the same code
-(bce78bb) with 6x and 300, seeds 0-1, against its 3x run on the same seeds, gave MCTS + net size / s 0.686 where s needs
->= 30 steps (0.849 at 3x), 4 acceptance exceptions (7) and 4430 CPU-s in the arms' records, which fits the
-90 minutes with 3 seeds. ``--max-cpu`` adds a safety stop in CPU seconds, equal
-for all arms (s needs over 150 CPU-s to exhaust 2000 steps on Minimal_Loop_Example's Stop_unique): s runs
+(bce78bb) with 6x and 300, seeds 0-1, against its 3x run on the same seeds, gave MCTS + net size / s 0.686
+where s needs >= 30 steps (0.849 at 3x), 4 acceptance exceptions (7) and 4430 CPU-s in the arms' records,
+which fits the 90 minutes with 3 seeds. ``--max-cpu`` adds a safety stop in CPU seconds, equal for all arms
+(s needs over 150 CPU-s to exhaust 2000 steps on Minimal_Loop_Example's Stop_unique): s runs
 under it, the other arms under max(10 x CPU seconds of s, --max-cpu) when s proves the lemma (the issue's
 factor: on KAS2 and TLS session_key_secrecy s alone takes 23-26 CPU-s). ``--budget time`` runs the
 issue's rule.

@@ -792,14 +792,6 @@ class _Work:
             return hit
 
         added = False
-
-        def order(a: Var, b: Var) -> None:
-            nonlocal added
-            if not _reaches(succ, a, b):
-                self.less.append((a, b))
-                succ.setdefault(a, set()).add(b)
-                added = True
-
         for j, inst in self.nodes.items():
             fr_here = {p.args[0] for p in inst.premises if p.name == "Fr" and p.args}
             used = {v for f in inst.premises + inst.actions if f.name != "Fr" for a in f.args
@@ -808,10 +800,10 @@ class _Work:
                 i = made.get(t)
                 if i is None or i == j or t in fr_here:
                     continue
-                order(i, j)
+                added |= _order(self.less, succ, i, j)
                 r = route(i)
                 if len(r) > 1 and all(self.distinct_nodes(j, m) for m in r[1:]):
-                    order(r[-1], j)
+                    added |= _order(self.less, succ, r[-1], j)
         return added
 
     def injective_order(self) -> bool:
@@ -847,10 +839,7 @@ class _Work:
                             continue
                         self.contradict("cyclic")  # k <= j < k
                         return True
-                    if not _reaches(succ, k, m):
-                        self.less.append((k, m))
-                        succ.setdefault(k, set()).add(m)
-                        added = True
+                    added |= _order(self.less, succ, k, m)
         return added
 
     def merge_fresh(self) -> bool | None:
@@ -1132,6 +1121,16 @@ def order_graph(less, edges) -> dict[Var, set[Var]]:
     for a, b in list(less) + [(a, b) for (a, _), (b, _) in edges]:
         succ.setdefault(a, set()).add(b)
     return succ
+
+
+def _order(less: list, succ: dict[Var, set[Var]], a: Var, b: Var) -> bool:
+    """Add ``a < b`` to ``less`` and its successor sets ``succ`` unless they already imply it; True if
+    added."""
+    if _reaches(succ, a, b):
+        return False
+    less.append((a, b))
+    succ.setdefault(a, set()).add(b)
+    return True
 
 
 def _reaches(succ: dict[Var, set[Var]], a: Var, b: Var) -> bool:
