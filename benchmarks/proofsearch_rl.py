@@ -116,12 +116,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-fpu-floor", action="store_true", help="MCTS arms: no floor (the spec's V(s) - delta)")
     ap.add_argument("--fpu-from-start", action="store_true",
                     help="the floor in every search, not only after a lemma's first proof")
+    ap.add_argument("--scout-fpu-from", type=int, default=MCTSConfig.scout_fpu_from,
+                    help="MCTS arms: before a lemma's first proof, the floor from this search on "
+                         "(MCTSConfig.scout_fpu_from; default: not before the first proof)")
     ap.add_argument("--no-improve", action="store_true",
                     help="MCTS arms: a search after the first proof stops at its re-found proof (no improve)")
     ap.add_argument("--scout-top-n", type=int, default=None,
                     help="MCTS arms: methods executed per new node before the first proof (default: as after)")
     ap.add_argument("--no-net-value", action="store_true",
                     help="MCTS + network: leaf value default_value instead of the value head (policy only)")
+    ap.add_argument("--scout-no-net-value", action="store_true",
+                    help="MCTS + network: leaf value default_value before the lemma's first proof, the value "
+                         "head after it")
+    ap.add_argument("--net-rank-lambda", type=float, default=EvalConfig.net_rank_lambda,
+                    help="MCTS + network: the engine rank's weight in the prior (EvalConfig.net_rank_lambda)")
     ap.add_argument("--residual-policy", action="store_true",
                     help="train the ranker's policy on top of the rank prior (ExpertConfig.rank_prior = "
                          "MCTSConfig.rank_lambda): it learns the residual of the engine's ranking")
@@ -136,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         mcts = MCTSConfig(searches=10, proofs=3, fpu_floor=None if args.no_fpu_floor else args.fpu_floor,
                           fpu_after_first_proof=not args.fpu_from_start, improve=not args.no_improve,
-                          scout_top_n=args.scout_top_n, net_value=not args.no_net_value)
+                          scout_top_n=args.scout_top_n, scout_fpu_from=args.scout_fpu_from,
+                          net_value=not args.no_net_value,
+                          scout_net_value=False if args.scout_no_net_value else None)
     except ConfigError as e:
         ap.error(str(e))
     if args.quick:
@@ -152,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = EvalConfig(arms=arms, budget=args.budget, exec_factor=args.exec_factor, exec_min=args.exec_min,
                          max_steps=args.max_steps, max_cpu_s=args.max_cpu, min_budget_s=args.min_budget, mcts=mcts,
-                         pretrain_exec=args.pretrain_exec,
+                         pretrain_exec=args.pretrain_exec, net_rank_lambda=args.net_rank_lambda,
                          expert=ExpertConfig(rank_prior=mcts.rank_lambda if args.residual_policy else 0.0))
     except ConfigError as e:
         ap.error(str(e))
@@ -162,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
           f"(E = max(ceil({args.exec_factor:g} x work of s), {args.exec_min}); {args.max_steps} if s fails), "
           f"{args.workers} worker(s), out {out}", flush=True)
     where = "after the first proof" if mcts.fpu_after_first_proof else "every search"
+    if mcts.fpu_after_first_proof and mcts.scout_fpu_from is not None:
+        where += f" and from search {mcts.scout_fpu_from} on"
     print(f"# MCTS: fpu_floor {mcts.fpu_floor} ({where}), improve {mcts.improve}, scout_top_n {mcts.scout_top_n}, "
-          f"net_value {mcts.net_value}; ranker rank_prior {cfg.expert.rank_prior}", flush=True)
+          f"net_value {mcts.net_value} (before the first proof {mcts.scout_net_value}); rank lambda with a "
+          f"network {cfg.net_rank_lambda}; ranker rank_prior {cfg.expert.rank_prior}", flush=True)
     t0 = time.perf_counter()
     if not args.report_only:
         def log(v: dict) -> None:

@@ -55,6 +55,9 @@ def test_execution_budget_rule_known_answers():
         EvalConfig(budget="steps")
     with pytest.raises(ConfigError, match="max_cpu_s"):
         EvalConfig(max_cpu_s=0)
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ConfigError, match="net_rank_lambda"):
+            EvalConfig(net_rank_lambda=bad)
     with pytest.raises(ConfigError, match="seed"):
         BenchJob("mcts", "x.spthy", "out", c, seeds=(0, 1))
     with pytest.raises(ConfigError, match="kind"):

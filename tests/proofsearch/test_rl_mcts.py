@@ -335,6 +335,41 @@ def test_fpu_floor_tries_an_untried_sibling_once_the_tried_branch_looks_long():
         MCTSConfig(fpu_floor=1.0)
 
 
+
+def test_scout_fpu_from_sets_the_floor_in_later_searches_before_the_first_proof(client_server, monkeypatch):
+    from quietrl.proofsearch import mcts
+
+    tree = {f"C{k}": [("n", [("", f"C{k + 1}")])] for k in range(200)}
+    tree["R"] = [("a", [("", "C0")]), ("b", [("", "X1")])]
+    cfg = MCTSConfig(rank_lambda=0.5, expand_top_n=1, fpu_floor=-5.0, scout_fpu_from=2)
+    for scout_floor, floor in ((False, None), (True, -5.0)):
+        search = Search(Toy(tree), cfg, StepCache(), scout=True, scout_floor=scout_floor)
+        assert search.fpu_floor == floor
+        search.run(15, lambda: True)
+        assert search.root.proved == scout_floor  # only the floor tries b below a's endless chain
+    floors = []
+    init = mcts.Search.__init__
+
+    def spy(self, *args, **kw):
+        init(self, *args, **kw)
+        floors.append((kw["scout"], self.fpu_floor))
+
+    monkeypatch.setattr(mcts.Search, "__init__", spy)
+    base = dataclasses.replace(SMALL, simulations=1, growth=2.0, searches=8, proofs=8, max_executions=400)
+    for start in (None, 3):
+        floors.clear()
+        search_lemma(client_server, "key_secret", dataclasses.replace(base, scout_fpu_from=start))
+        scouting = [f for scout, f in floors if scout]
+        assert 3 <= len(scouting) < len(floors)  # 1, 2, 4, ... simulations: the first proof takes a few searches
+        expected = [None] * len(scouting) if start is None else [None, None] + [base.fpu_floor] * (len(scouting) - 2)
+        assert scouting == expected
+        assert all(f == base.fpu_floor for scout, f in floors if not scout)
+    floors.clear()  # an exists-trace lemma: no floor while it looks for its trace
+    r = search_lemma(client_server, "setup_reachable", dataclasses.replace(base, scout_fpu_from=1))
+    assert r.proved and len(floors) >= 2 and all(f is None for scout, f in floors if scout)
+    with pytest.raises(ConfigError, match="scout_fpu_from"):
+        MCTSConfig(scout_fpu_from=0)
+
 # a's first case N1 has a long proof (p: five steps, rank 0) and a short one (q: one step, rank 1)
 IMPROVE_TREE = {
     "R": [("a", [("A", "N1"), ("B", "X0")])],
@@ -390,3 +425,18 @@ def test_net_value_off_uses_the_default_leaf_value():
         search.simulate()
         assert search.root.v_net == expected
         assert np.argmax(search.root.prior) == len(search.root.methods) - 1  # the largest logit
+
+
+def test_scout_net_value_applies_only_before_the_first_proof():
+    def evaluator(state, ms):
+        return np.zeros(len(ms)), -50.0
+
+    cfg = MCTSConfig(scout_net_value=False)
+    for scout, expected in ((True, 0.0), (False, -50.0)):
+        search = Search(Toy(ALL_TREE), cfg, StepCache(), evaluator, scout=scout)
+        search.simulate()
+        assert search.root.v_net == expected
+    # None (the default): the same in both phases
+    search = Search(Toy(ALL_TREE), MCTSConfig(net_value=False), StepCache(), evaluator, scout=True)
+    search.simulate()
+    assert search.root.v_net == 0.0

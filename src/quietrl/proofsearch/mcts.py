@@ -27,8 +27,9 @@ and ``scout_widen_c`` (off by default) replace ``expand_top_n`` and ``widen_c``,
 first proof with fewer executions; the searches after it look for shorter proofs at the normal width. With
 ``improve`` a search after the first proof does not stop when it has re-proved the root: it reopens the settled
 nodes, values each at its best proof's size and goes on looking for a shorter alternative below them
-(optionally with ``fpu_floor`` only there, ``fpu_after_first_proof``). Every proof is extracted (the
-smallest settled subtree, as Tamarin counts size) and re-checked before it is reported.
+(optionally with ``fpu_floor`` only there, ``fpu_after_first_proof``, or also in the searches from
+``scout_fpu_from`` on while no proof is found). Every proof is extracted (the smallest settled subtree, as
+Tamarin counts size) and re-checked before it is reported.
 """
 
 from __future__ import annotations
@@ -94,6 +95,11 @@ class MCTSConfig:
     and_backup: Literal["min", "sum"] = "sum"   # proof size sums over cases (the authors: min)
     default_value: float = 0.0      # leaf value without a network (≈ one step left)
     net_value: bool = True          # with a network: its value head as the leaf value (False: default_value)
+    # net_value in the searches before the lemma's first proof (None: the same). Measured (6x budget, the first
+    # 89 of the benchmark's 198 MCTS + net records): False made first proofs MCTS + net / MCTS 1.112 against
+    # 1.132 on the same records and proofs longer (size / s where s needs >= 30 steps 0.717 against 0.690):
+    # the value head is not what delays MCTS + net's first proofs
+    scout_net_value: bool | None = None
     # Floor of an untried method's Q (None: the spec's V(s) − δ alone). With the sum back-up V(s) falls with
     # the size of the subtree below it, so V(s) − δ ranks an untried sibling under every tried one and only
     # the (small, with the authors' c_base) prior term ever tries it. A floor of −10 says "an untried
@@ -113,6 +119,17 @@ class MCTSConfig:
     # apply fpu_floor only in the searches after the lemma's first proof: the first proof comes as fast as
     # without the floor, the later searches try the alternatives that may make it shorter
     fpu_after_first_proof: bool = True
+    # with fpu_after_first_proof: before an all-traces lemma's first proof the floor applies from this search on
+    # (None: not before the first proof). The first searches follow the rank as without the floor; where they
+    # find nothing, the later ones try the methods that the rank puts last. Exists-trace lemmas keep the
+    # floor off: the floor serves shorter proofs, a trace search has no use for it. Measured with the
+    # benchmark (6x budget, 3 seeds, from search 3, the exists-trace exclusion not yet in): MCTS + net size / s
+    # where s needs >= 30 steps 0.495 against 0.679, HardKeyUpdate's no_forged_ack proved in 4 steps by both
+    # MCTS arms (s: 256; missed without), HardHashChain's lemma proved by MCTS + net (s misses it); but
+    # 6 acceptance exceptions against 4 (KAS2 on every seed: its rank-led first proof needs ~1060 of its 1854
+    # executions, the floor spends them on alternatives; TLS session_key_secrecy, HardDestructor), first
+    # proofs MCTS + net / MCTS 1.067 against 1.073. Off by default until long first proofs survive it.
+    scout_fpu_from: int | None = None
     # the searches after the lemma's first proof (all-traces lemmas without a found trace) optimise proof size:
     # once a search has re-proved the root (cheap: cached steps) it runs on to its simulation count, settled
     # nodes stay selectable for a shorter alternative below them, and a settled node's value is its best
@@ -128,6 +145,8 @@ class MCTSConfig:
                 raise ConfigError(f"MCTSConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.scout_top_n is not None and self.scout_top_n < 1:
             raise ConfigError(f"MCTSConfig.scout_top_n must be >= 1 or None, got {self.scout_top_n}")
+        if self.scout_fpu_from is not None and self.scout_fpu_from < 1:
+            raise ConfigError(f"MCTSConfig.scout_fpu_from must be >= 1 or None, got {self.scout_fpu_from}")
         if self.scout_widen_c is not None and self.scout_widen_c < 0:
             raise ConfigError(f"MCTSConfig.scout_widen_c must be >= 0 or None, got {self.scout_widen_c}")
         for name in ("c_base", "temperature", "growth", "gamma"):
@@ -288,12 +307,13 @@ class Search:
 
     def __init__(self, problem: Problem, cfg: MCTSConfig, cache: StepCache, evaluator: Evaluator | None = None,
                  listener: Callable[[OrNode], None] | None = None, rng: np.random.Generator | None = None,
-                 root_noise: float = 0.0, scout: bool = False):
+                 root_noise: float = 0.0, scout: bool = False, scout_floor: bool = False):
         self.problem, self.cfg, self.cache = problem, cfg, cache
         # scouting (before the lemma's first proof): the scout_* overrides where they are set
         self.top_n = cfg.scout_top_n if scout and cfg.scout_top_n is not None else cfg.expand_top_n
         self.widen_c = cfg.scout_widen_c if scout and cfg.scout_widen_c is not None else cfg.widen_c
-        self.fpu_floor = None if scout and cfg.fpu_after_first_proof else cfg.fpu_floor
+        self.fpu_floor = None if scout and cfg.fpu_after_first_proof and not scout_floor else cfg.fpu_floor
+        self.net_value = cfg.scout_net_value if scout and cfg.scout_net_value is not None else cfg.net_value
         # improving (cfg.improve): from the moment this search re-proves the root, see _start_improving
         self.may_improve = cfg.improve and not scout and not problem.exists
         self.improve = False
@@ -328,7 +348,7 @@ class Search:
         node.edges = [None] * len(ms)
         if self.evaluator is not None and ms:
             logits, value = self.evaluator(node.state, ms)
-            node.v_net = float(value) if self.cfg.net_value else self.cfg.default_value
+            node.v_net = float(value) if self.net_value else self.cfg.default_value
         else:
             logits, node.v_net = np.zeros(len(ms)), self.cfg.default_value
         node.prior = priors(logits, self.cfg) if ms else np.zeros(0)
@@ -726,7 +746,9 @@ def search_lemma(theory: Theory, lemma_name: str, cfg: MCTSConfig = MCTSConfig()
 
     for n_search in range(1, cfg.searches + 1):
         tree = Search(problem, cfg, cache, evaluator, listener, rng, cfg.root_noise if n_search > 1 else 0.0,
-                      scout=first is None)
+                      scout=first is None,
+                      scout_floor=not problem.exists and cfg.scout_fpu_from is not None
+                      and n_search >= cfg.scout_fpu_from)
         sims += tree.run(int(round(cfg.simulations * cfg.growth ** (n_search - 1))), budget_left)
         if tree.root.proved:
             proof = extract(tree.root, problem)
