@@ -133,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--residual-policy", action="store_true",
                     help="train the ranker's policy on top of the rank prior (ExpertConfig.rank_prior = "
                          "MCTSConfig.rank_lambda): it learns the residual of the engine's ranking")
+    ap.add_argument("--tie-goalless", action="store_true",
+                    help="simplify and induction share the policy's mean logit, the engine's rank orders them "
+                         "(ExpertConfig.tie_goalless)")
     ap.add_argument("--quick", action="store_true", help="two of our small models, 1 seed, small budgets")
     ap.add_argument("--report-only", action="store_true", help="summarise what --out holds, run nothing")
     args = ap.parse_args(argv)
@@ -163,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = EvalConfig(arms=arms, budget=args.budget, exec_factor=args.exec_factor, exec_min=args.exec_min,
                          max_steps=args.max_steps, max_cpu_s=args.max_cpu, min_budget_s=args.min_budget, mcts=mcts,
                          pretrain_exec=args.pretrain_exec, net_rank_lambda=args.net_rank_lambda,
-                         expert=ExpertConfig(rank_prior=mcts.rank_lambda if args.residual_policy else 0.0))
+                         expert=ExpertConfig(rank_prior=mcts.rank_lambda if args.residual_policy else 0.0,
+                                             tie_goalless=args.tie_goalless))
     except ConfigError as e:
         ap.error(str(e))
     seeds = tuple(range(args.seeds))
@@ -176,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         where += f" and from search {mcts.scout_fpu_from} on"
     print(f"# MCTS: fpu_floor {mcts.fpu_floor} ({where}), improve {mcts.improve}, scout_top_n {mcts.scout_top_n}, "
           f"net_value {mcts.net_value} (before the first proof {mcts.scout_net_value}); rank lambda with a "
-          f"network {cfg.net_rank_lambda}; ranker rank_prior {cfg.expert.rank_prior}", flush=True)
+          f"network {cfg.net_rank_lambda}; ranker rank_prior {cfg.expert.rank_prior}, "
+          f"tie_goalless {cfg.expert.tie_goalless}", flush=True)
     t0 = time.perf_counter()
     if not args.report_only:
         def log(v: dict) -> None:

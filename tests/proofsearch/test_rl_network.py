@@ -143,3 +143,23 @@ def test_policy_trained_on_top_of_the_rank_prior():
     assert np.allclose(plain.rank_logits(GOALS[:4]), z, atol=1e-6)
     with pytest.raises(ConfigError):
         ExpertConfig(rank_prior=-1.0)
+
+
+def test_goalless_methods_share_their_logit_so_the_rank_orders_them():
+    # a ranker trained to prefer simplify at a root: that preference is the same at every lemma (the two texts
+    # never change), so with tie_goalless both get their mean logit; goals keep theirs
+    root = ["induction", "simplify"]
+    ids, mask = encode_methods(root, 2048, 48)
+    free = Learner(NetConfig(), ExpertConfig(batch_size=4, monitor=0, learning_rate=3e-3))  # the default
+    for _ in range(4):
+        free.buffer.add(Example(ids, mask, 1, 0.0))
+    free.train(30)
+    tied = Learner(NetConfig(), ExpertConfig(monitor=0, tie_goalless=True), params=free.params)
+    z_free, _ = free.predict_texts(root)
+    z_tied, _ = tied.predict_texts(root)
+    assert z_free[1] - z_free[0] > 0.5
+    assert z_tied[0] == z_tied[1] and abs(z_tied[0] - z_free.mean()) < 1e-9
+    mixed = ["simplify", GOALS[0], "induction"]
+    m_free, _ = free.predict_texts(mixed)
+    m_tied, _ = tied.predict_texts(mixed)
+    assert m_tied[1] == m_free[1] and m_tied[0] == m_tied[2] != m_free[0]

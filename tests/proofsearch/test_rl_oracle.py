@@ -76,3 +76,6 @@ def test_export_keeps_the_rank_prior(tmp_path):
     assert loaded.cfg.rank_prior == 0.5
     goals = ["!KU( ~k ) @ #vk", "Client_1( S, k ) ▶₀ #i", "(#i < #j)  ∥  (#j < #i)"]
     assert rank(loaded, goals) == rank(learner, goals)
+    assert not loaded.cfg.tie_goalless  # the default, kept
+    export_oracle(Learner(NetConfig(), ExpertConfig(tie_goalless=True)), tmp_path, idle_s=5, start_wait_s=2)
+    assert load_learner(tmp_path).cfg.tie_goalless

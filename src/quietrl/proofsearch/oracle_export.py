@@ -133,7 +133,9 @@ def export_oracle(learner, directory: str | Path, idle_s: float = 300.0, start_w
     (d / "model").mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(d / "model" / "params.msgpack", serialization.to_bytes(learner.params))
     atomic_write_text(d / "model" / "config.json", json.dumps({"net": to_dict(learner.net),
-                                                                   "rank_prior": learner.cfg.rank_prior}, indent=1))
+                                                                   "rank_prior": learner.cfg.rank_prior,
+                                                                   "tie_goalless": learner.cfg.tie_goalless},
+                                                                  indent=1))
     pkg_root = str(Path(__file__).resolve().parents[2])  # the directory holding the quietrl package
     script = d / "oracle"
     atomic_write_text(script, SCRIPT.format(python=sys.executable, pythonpath=pkg_root, idle_s=float(idle_s),
@@ -156,7 +158,9 @@ def load_learner(directory: str | Path):
     try:
         cfg = json.loads((d / "config.json").read_text())
         net = from_dict(NetConfig, cfg["net"])
-        expert = ExpertConfig(rank_prior=float(cfg.get("rank_prior", 0.0)))
+        # an export from before tie_goalless ranked simplify and induction by the policy
+        expert = ExpertConfig(rank_prior=float(cfg.get("rank_prior", 0.0)),
+                              tie_goalless=bool(cfg.get("tie_goalless", False)))
         params = serialization.from_bytes(init_params(net), (d / "params.msgpack").read_bytes())
     except (OSError, ValueError, KeyError, TypeError, UserError) as e:
         raise UserError(f"{d}: not an exported ranker ({e})") from None

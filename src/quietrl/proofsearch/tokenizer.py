@@ -27,6 +27,7 @@ KIND_IDS = {"simplify": 4, "induction": 5, "premise": 6, "action": 7, "ku": 8, "
 VAR_BASE = 16      # ids 16..16+MAX_VARS-1: first-occurrence variables
 MAX_VARS = 48
 HASH_BASE = VAR_BASE + MAX_VARS
+GOALLESS = frozenset({"simplify", "induction"})   # method texts without a goal
 
 _TOKEN_RE = re.compile(r"""
     (?P<quoted>'[^']*')
@@ -40,7 +41,7 @@ _TOKEN_RE = re.compile(r"""
 
 def goal_kind(text: str) -> str:
     """Coarse kind of a method text (``solve( ... )`` goals by their shape)."""
-    if text in ("simplify", "induction"):
+    if text in GOALLESS:
         return text
     body = text[len("solve( "):-2] if text.startswith("solve( ") else text
     if body.startswith("!KU("):
