@@ -335,7 +335,6 @@ def test_fpu_floor_tries_an_untried_sibling_once_the_tried_branch_looks_long():
         MCTSConfig(fpu_floor=1.0)
 
 
-
 def test_scout_fpu_from_sets_the_floor_in_later_searches_before_the_first_proof(client_server, monkeypatch):
     from quietrl.proofsearch import mcts
 
@@ -369,6 +368,7 @@ def test_scout_fpu_from_sets_the_floor_in_later_searches_before_the_first_proof(
     assert r.proved and len(floors) >= 2 and all(f is None for scout, f in floors if scout)
     with pytest.raises(ConfigError, match="scout_fpu_from"):
         MCTSConfig(scout_fpu_from=0)
+
 
 # a's first case N1 has a long proof (p: five steps, rank 0) and a short one (q: one step, rank 1)
 IMPROVE_TREE = {
