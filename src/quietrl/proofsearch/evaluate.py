@@ -54,6 +54,7 @@ from quietrl.proofsearch.env import check_proof
 from quietrl.proofsearch.expert import ExpertConfig, Learner, search_with_learning
 from quietrl.proofsearch.mcts import MCTSConfig, search_lemma
 from quietrl.proofsearch.networks import NetConfig
+from quietrl.proofsearch.oracle_export import rank
 from quietrl.proofsearch.prover import INCOMPLETE, prove
 from quietrl.proofsearch.types import Theory
 
@@ -117,10 +118,7 @@ class RankerOracle:
 
     def order(self, lemma: str, goal_texts: list[str]) -> list[int]:
         self.calls += 1
-        if not goal_texts:
-            return []
-        scores = self.learner.rank_logits([f"solve( {g} )" for g in goal_texts])
-        return [int(i) for i in np.argsort(-scores, kind="stable")]
+        return rank(self.learner, goal_texts)  # the exported oracle's ranking, in-process
 
 
 class _CPULimit(Exception):
