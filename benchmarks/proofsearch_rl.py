@@ -130,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
                          "head after it")
     ap.add_argument("--net-rank-lambda", type=float, default=EvalConfig.net_rank_lambda,
                     help="MCTS + network: the engine rank's weight in the prior (EvalConfig.net_rank_lambda)")
+    ap.add_argument("--net-scout-rank-lambda", type=float, default=EvalConfig.net_scout_rank_lambda,
+                    help="MCTS + network: the rank's weight before a lemma's first proof "
+                         "(EvalConfig.net_scout_rank_lambda)")
+    ap.add_argument("--no-scout-trace-dfs", action="store_true",
+                    help="MCTS arms: before an exists-trace lemma's first trace, PUCT instead of depth first by "
+                         "iterative deepening as s (MCTSConfig.scout_trace_dfs)")
     ap.add_argument("--residual-policy", action="store_true",
                     help="train the ranker's policy on top of the rank prior (ExpertConfig.rank_prior = "
                          "MCTSConfig.rank_lambda): it learns the residual of the engine's ranking")
@@ -149,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                           fpu_after_first_proof=not args.fpu_from_start, improve=not args.no_improve,
                           scout_top_n=args.scout_top_n, scout_fpu_from=args.scout_fpu_from,
                           net_value=not args.no_net_value,
-                          scout_net_value=False if args.scout_no_net_value else None)
+                          scout_net_value=False if args.scout_no_net_value else None,
+                          scout_trace_dfs=not args.no_scout_trace_dfs)
     except ConfigError as e:
         ap.error(str(e))
     if args.quick:
@@ -166,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = EvalConfig(arms=arms, budget=args.budget, exec_factor=args.exec_factor, exec_min=args.exec_min,
                          max_steps=args.max_steps, max_cpu_s=args.max_cpu, min_budget_s=args.min_budget, mcts=mcts,
                          pretrain_exec=args.pretrain_exec, net_rank_lambda=args.net_rank_lambda,
+                         net_scout_rank_lambda=args.net_scout_rank_lambda,
                          expert=ExpertConfig(rank_prior=mcts.rank_lambda if args.residual_policy else 0.0,
                                              tie_goalless=args.tie_goalless))
     except ConfigError as e:
@@ -180,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         where += f" and from search {mcts.scout_fpu_from} on"
     print(f"# MCTS: fpu_floor {mcts.fpu_floor} ({where}), improve {mcts.improve}, scout_top_n {mcts.scout_top_n}, "
           f"net_value {mcts.net_value} (before the first proof {mcts.scout_net_value}); rank lambda with a "
-          f"network {cfg.net_rank_lambda}; ranker rank_prior {cfg.expert.rank_prior}, "
+          f"network {cfg.net_rank_lambda} (before the first proof {cfg.net_scout_rank_lambda}), scout_trace_dfs "
+          f"{mcts.scout_trace_dfs}; ranker rank_prior {cfg.expert.rank_prior}, "
           f"tie_goalless {cfg.expert.tie_goalless}", flush=True)
     t0 = time.perf_counter()
     if not args.report_only:

@@ -58,6 +58,8 @@ def test_execution_budget_rule_known_answers():
     for bad in (-0.1, float("nan")):
         with pytest.raises(ConfigError, match="net_rank_lambda"):
             EvalConfig(net_rank_lambda=bad)
+        with pytest.raises(ConfigError, match="net_scout_rank_lambda"):
+            EvalConfig(net_scout_rank_lambda=bad)
     with pytest.raises(ConfigError, match="seed"):
         BenchJob("mcts", "x.spthy", "out", c, seeds=(0, 1))
     with pytest.raises(ConfigError, match="kind"):
@@ -75,6 +77,17 @@ def _assert_stopped_early(fn) -> None:
     with pytest.raises(_CPULimit):
         _cpu_limited(fn, 0.3)
     assert time.process_time() - t0 < 2.0
+
+
+def test_network_arms_take_the_net_rank_weights():
+    from quietrl.proofsearch.evaluate import _net_mcts
+
+    base = MCTSConfig(rank_lambda=0.5)
+    got = _net_mcts(base, EvalConfig(net_rank_lambda=0.3, net_scout_rank_lambda=0.7))
+    assert (got.rank_lambda, got.scout_rank_lambda) == (0.3, 0.7)
+    got = _net_mcts(base, EvalConfig(net_rank_lambda=0.3, net_scout_rank_lambda=None))
+    assert (got.rank_lambda, got.scout_rank_lambda) == (0.3, None)
+    assert _net_mcts(base, EvalConfig()).scout_rank_lambda == 0.5  # the default: the first proof led by the rank
 
 
 def test_cpu_limit_interrupts_a_busy_call_and_lets_a_short_one_finish():

@@ -440,3 +440,85 @@ def test_scout_net_value_applies_only_before_the_first_proof():
     search = Search(Toy(ALL_TREE), MCTSConfig(net_value=False), StepCache(), evaluator, scout=True)
     search.simulate()
     assert search.root.v_net == 0.0
+
+
+def test_scout_rank_lambda_applies_only_before_the_first_proof():
+    cfg = MCTSConfig(rank_lambda=0.0, scout_rank_lambda=2.0)
+    flat = priors(np.zeros(2), cfg)
+    for scout in (True, False):
+        search = Search(Toy(ALL_TREE), cfg, StepCache(), scout=scout)
+        search.simulate()
+        expected = priors(np.zeros(2), cfg, 2.0) if scout else flat
+        np.testing.assert_allclose(search.root.prior, expected)
+    assert priors(np.zeros(2), cfg, 2.0)[0] > 0.85 and flat[0] == 0.5
+    with pytest.raises(ConfigError, match="scout_rank_lambda"):
+        MCTSConfig(scout_rank_lambda=-0.1)
+
+
+# exists-trace: a's first case A runs into an endless chain, its second case B reaches a trace in 2 steps;
+# b (rank 1) reaches a trace in 1 step
+DFS_TREE = {f"C{k}": [("n", [("", f"C{k + 1}")])] for k in range(100)}
+DFS_TREE.update({
+    "R": [("a", [("A", "C0"), ("B", "N1")]), ("b", [("", "T2")])],
+    "N1": [("t", [("", "N2")])],
+    "N2": [("u", [("", "T1")])],
+})
+
+
+def _trace_scout(tree, cap, sims=60):
+    problem = Toy(tree, exists=True)
+    cfg = MCTSConfig(scout_trace_dfs=True, rank_lambda=0.5, expand_top_n=2)
+    search = Search(problem, cfg, StepCache(), scout=True, depth_cap=cap)
+    search.run(sims, lambda: True)
+    return search, problem
+
+
+def test_scout_trace_dfs_follows_the_first_open_case_down_to_the_bound():
+    search, problem = _trace_scout(DFS_TREE, cap=4)
+    assert search.top_n == 1 and search.depth_cap == 4
+    assert search.root.proved and search.root.trace
+    # depth first: case A down to the bound (4 steps: a, n, n, n), then case B; b is never executed
+    assert [m for _, m in problem.calls] == ["a", "n", "n", "n", "t", "u"]
+    assert extract(search.root).size() == 4  # a, t, u and the trace
+    # the same search without the option spreads over both cases and executes b at the root (top-2)
+    toy = Toy(DFS_TREE, exists=True)
+    plain = Search(toy, MCTSConfig(rank_lambda=0.5, expand_top_n=2), StepCache(), scout=True)
+    plain.run(60, lambda: True)
+    assert plain.depth_cap is None and plain.root.trace and ("R", "b") in toy.calls
+    # off outside scouting and for all-traces lemmas
+    cfg = MCTSConfig(scout_trace_dfs=True)
+    assert Search(Toy(DFS_TREE, exists=True), cfg, StepCache(), scout=False, depth_cap=4).depth_cap is None
+    assert Search(Toy(DFS_TREE), cfg, StepCache(), scout=True, depth_cap=4).depth_cap is None
+
+
+def test_scout_trace_dfs_bound_cuts_without_failing_and_keeps_to_the_chosen_method():
+    # only the endless chain below a's only case: the bound cuts it, the root is capped (not failed) and,
+    # as s, b is not tried in place of a: the search stops early, the next one (deeper bound) goes on
+    tree = dict(DFS_TREE, R=[("a", [("A", "C0")]), ("b", [("", "T2")])])
+    search, problem = _trace_scout(tree, cap=3)
+    assert search.root.capped and not search.root.failed and not search.root.proved
+    assert [m for _, m in problem.calls] == ["a", "n", "n"]
+    assert sum(e.visits for e in search.root.edges if e is not None) < 10  # stopped, not 60 simulations
+
+
+def test_scout_trace_dfs_deepens_per_search_on_the_engine(client_server, monkeypatch):
+    from quietrl.proofsearch import mcts
+
+    caps = []
+    init = mcts.Search.__init__
+
+    def spy(self, *args, **kw):
+        init(self, *args, **kw)
+        caps.append((kw["scout"], self.depth_cap))
+
+    monkeypatch.setattr(mcts.Search, "__init__", spy)
+    base = dataclasses.replace(SMALL, simulations=40, searches=4, proofs=2, max_executions=200)
+    plain = search_lemma(client_server, "setup_reachable", dataclasses.replace(base, scout_trace_dfs=False))
+    assert all(c is None for _, c in caps)
+    caps.clear()
+    r = search_lemma(client_server, "setup_reachable", base)  # the default: on
+    assert r.proved and r.size == plain.size
+    assert r.executions_to_first_proof <= plain.executions_to_first_proof
+    scouting = [c for scout, c in caps if scout]
+    assert scouting == [4 * 2 ** k for k in range(len(scouting))] and len(scouting) >= 1
+    assert all(c is None for scout, c in caps if not scout)

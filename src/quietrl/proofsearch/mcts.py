@@ -28,8 +28,10 @@ first proof with fewer executions; the searches after it look for shorter proofs
 ``improve`` a search after the first proof does not stop when it has re-proved the root: it reopens the settled
 nodes, values each at its best proof's size and goes on looking for a shorter alternative below them
 (optionally with ``fpu_floor`` only there, ``fpu_after_first_proof``, or also in the searches from
-``scout_fpu_from`` on while no proof is found). Every proof is extracted (the smallest settled subtree, as
-Tamarin counts size) and re-checked before it is reported.
+``scout_fpu_from`` on while no proof is found). Before an exists-trace lemma's first trace the searches can go
+depth first as s does (``scout_trace_dfs``: the first open case of a split, iterative deepening over the
+searches). Every proof is extracted (the smallest settled subtree, as Tamarin counts size) and re-checked before
+it is reported.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class MCTSConfig:
     delta: float = 8.0
     gamma: float = 0.99
     rank_lambda: float = 0.5        # prior from the engine's rank (λ > 0 for MCTS without a network)
+    scout_rank_lambda: float | None = None  # rank_lambda in the searches before the lemma's first proof (None: same)
     temperature: float = 1.0
     expand_top_n: int = 2           # methods executed when a node is first expanded
     # expand_top_n and widen_c in the searches before the lemma's first proof (None: the same). Measured
@@ -130,6 +133,20 @@ class MCTSConfig:
     # executions, the floor spends them on alternatives; TLS session_key_secrecy, HardDestructor), first
     # proofs MCTS + net / MCTS 1.067 against 1.073. Off by default until long first proofs survive it.
     scout_fpu_from: int | None = None
+    # before an exists-trace lemma's first trace, search as s does: depth first, by iterative deepening. At a
+    # split the first case in the engine's order that is still open is followed (a trace in any case settles
+    # it) instead of the PUCT choice, which spreads the visits over every case; a new node executes only its
+    # top method by prior (another one only where it fails); search n stops descending at depth 4·2^(n−1)
+    # (the bounds of s: 4, 8, 16, ...) and moves on to the next open case, and a later search with a deeper
+    # bound re-walks the cached steps. Like s, it does not try another method where the chosen one reaches
+    # the bound. MCTS without a network, executions to the first trace on the acceptance set's exists-trace
+    # lemmas (seed 0, the benchmark's budgets): NSLPK3_untagged 132 -> 38, TLS 30 -> 26, RFID 25 -> 13,
+    # seven others 1-7 -> 1-5; the same traces. The benchmark (6x budget, 3 seeds) with it and the network
+    # arm's scout λ 0.5 (EvalConfig.net_scout_rank_lambda) against neither: acceptance exceptions 1 against 4
+    # (NSLPK3_untagged session_key_setup_possible and nonce_secrecy, TLS session_key_secrecy now proved on
+    # every seed), first proofs MCTS + net / MCTS 1.047 against 1.073, size / s where s needs >= 30 steps
+    # 0.693 on 14 lemmas against 0.679 on 13.
+    scout_trace_dfs: bool = True
     # the searches after the lemma's first proof (all-traces lemmas without a found trace) optimise proof size:
     # once a search has re-proved the root (cheap: cached steps) it runs on to its simulation count, settled
     # nodes stay selectable for a shorter alternative below them, and a settled node's value is its best
@@ -154,6 +171,8 @@ class MCTSConfig:
                 raise ConfigError(f"MCTSConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.and_backup not in ("min", "sum"):
             raise ConfigError(f"MCTSConfig.and_backup must be min or sum, got {self.and_backup!r}")
+        if self.scout_rank_lambda is not None and not self.scout_rank_lambda >= 0:
+            raise ConfigError(f"MCTSConfig.scout_rank_lambda must be >= 0 or None, got {self.scout_rank_lambda}")
         if self.fpu_floor is not None and not (math.isfinite(self.fpu_floor) and self.fpu_floor <= 0):
             raise ConfigError(f"MCTSConfig.fpu_floor must be a finite value <= 0 or None, got {self.fpu_floor}")
         if not 0.0 <= self.root_noise <= 1.0:
@@ -229,7 +248,7 @@ class OrNode:
     """A system: its ranked methods, priors, edges (executed lazily) and statistics."""
 
     __slots__ = ("key", "state", "kind", "note", "methods", "prior", "edges", "v_net", "value", "proved",
-                 "trace", "failed", "reported")
+                 "trace", "failed", "reported", "capped")
 
     def __init__(self, key, state, kind: str, note: str = ""):
         self.key, self.state, self.kind, self.note = key, state, kind, note
@@ -242,6 +261,7 @@ class OrNode:
         self.trace = kind == TRACE  # settled by a found trace (below it)
         self.failed = kind == DEAD
         self.reported = False
+        self.capped = False  # this search's depth bound (scout_trace_dfs) cut everything still open below it
 
     @property
     def expanded(self) -> bool:
@@ -255,7 +275,7 @@ class OrNode:
 class AndNode:
     """A method's case split."""
 
-    __slots__ = ("cases", "visits", "case_visits", "value", "proved", "trace", "failed")
+    __slots__ = ("cases", "visits", "case_visits", "value", "proved", "trace", "failed", "capped")
 
     def __init__(self, cases: list[tuple[str, OrNode]]):
         self.cases = cases
@@ -265,6 +285,7 @@ class AndNode:
         self.proved = False
         self.trace = False
         self.failed = False
+        self.capped = False
 
 
 @dataclasses.dataclass
@@ -282,11 +303,13 @@ class Edge:
 Evaluator = Callable[[Any, Sequence[Any]], tuple[np.ndarray, float]]
 
 
-def priors(logits: np.ndarray, cfg: MCTSConfig) -> np.ndarray:
-    """``P ∝ exp((log_softmax(logits) − λ·rank) / T)`` over methods in rank order; shape [k]."""
+def priors(logits: np.ndarray, cfg: MCTSConfig, rank_lambda: float | None = None) -> np.ndarray:
+    """``P ∝ exp((log_softmax(logits) − λ·rank) / T)`` over methods in rank order; shape [k]. λ is
+    ``cfg.rank_lambda`` unless ``rank_lambda`` is given."""
     z = np.asarray(logits, np.float64)
     logp = z - (np.max(z) + np.log(np.sum(np.exp(z - np.max(z)))))
-    logp = logp - cfg.rank_lambda * np.arange(len(z))
+    lam = cfg.rank_lambda if rank_lambda is None else rank_lambda
+    logp = logp - lam * np.arange(len(z))
     logp = logp / cfg.temperature
     p = np.exp(logp - np.max(logp))
     return p / p.sum()
@@ -307,15 +330,21 @@ class Search:
 
     def __init__(self, problem: Problem, cfg: MCTSConfig, cache: StepCache, evaluator: Evaluator | None = None,
                  listener: Callable[[OrNode], None] | None = None, rng: np.random.Generator | None = None,
-                 root_noise: float = 0.0, scout: bool = False, scout_floor: bool = False):
+                 root_noise: float = 0.0, scout: bool = False, scout_floor: bool = False,
+                 depth_cap: int | None = None):
         self.problem, self.cfg, self.cache = problem, cfg, cache
         # scouting (before the lemma's first proof): the scout_* overrides where they are set
         self.top_n = cfg.scout_top_n if scout and cfg.scout_top_n is not None else cfg.expand_top_n
         self.widen_c = cfg.scout_widen_c if scout and cfg.scout_widen_c is not None else cfg.widen_c
         self.fpu_floor = None if scout and cfg.fpu_after_first_proof and not scout_floor else cfg.fpu_floor
         self.net_value = cfg.scout_net_value if scout and cfg.scout_net_value is not None else cfg.net_value
+        self.rank_lambda = cfg.scout_rank_lambda if scout and cfg.scout_rank_lambda is not None else cfg.rank_lambda
         # improving (cfg.improve): from the moment this search re-proves the root, see _start_improving
         self.may_improve = cfg.improve and not scout and not problem.exists
+        # trace scouting (scout_trace_dfs): depth first below depth_cap, one method per new node
+        self.depth_cap = depth_cap if scout and problem.exists and cfg.scout_trace_dfs else None
+        if self.depth_cap is not None:
+            self.top_n = 1
         self.improve = False
         self.evaluator, self.listener = evaluator, listener
         self.rng = rng or np.random.default_rng(0)
@@ -351,7 +380,7 @@ class Search:
             node.v_net = float(value) if self.net_value else self.cfg.default_value
         else:
             logits, node.v_net = np.zeros(len(ms)), self.cfg.default_value
-        node.prior = priors(logits, self.cfg) if ms else np.zeros(0)
+        node.prior = priors(logits, self.cfg, self.rank_lambda) if ms else np.zeros(0)
         if node is self.root and self.root_noise > 0 and len(ms) > 1:
             noise = self.rng.dirichlet([0.3] * len(ms))
             node.prior = (1 - self.root_noise) * node.prior + self.root_noise * noise
@@ -455,7 +484,7 @@ class Search:
         def blocked(i: int) -> bool:
             e = node.edges[i]
             return e is not None and (e.failed or (e.child is not None and (
-                e.child.failed or (e.child.proved and not self._reopened(e.child)))))
+                e.child.failed or e.child.capped or (e.child.proved and not self._reopened(e.child)))))
 
         allowed = [int(i) for i in np.argsort(-node.prior, kind="stable") if not blocked(int(i))][:width]
         psum = float(sum(node.prior[i] for i in allowed)) or 1.0
@@ -481,6 +510,10 @@ class Search:
         for j, (_, c) in enumerate(a.cases):
             if c.failed or c.key in on_path or (c.proved and not (c.expanded and self._reopened(c))):
                 continue
+            if self.depth_cap is not None:  # depth first: the first open case in the engine's order
+                if c.capped:
+                    continue
+                return j
             if a.case_visits[j] or c.proved:
                 q = c.value
             else:
@@ -500,11 +533,21 @@ class Search:
             if node.failed or (node.proved and not ((self.cfg.continue_after_proof or self.improve) and node.expanded)):
                 break
             if not node.expanded:
-                self._expand(node)
+                if self.depth_cap is not None and len(path) >= self.depth_cap:
+                    node.capped = True  # below this search's bound: the next search goes deeper
+                else:
+                    self._expand(node)
+                break
+            if self.depth_cap is not None and any(e is not None and e.child is not None and e.child.capped
+                                                  for e in node.edges):
+                node.capped = True  # as s: no other method where the chosen one reached the bound
                 break
             i = self._select_edge(node)
             if i is None:
-                node.failed = not node.proved  # every method failed or leads to a failed split
+                if any(e is not None and e.child is not None and e.child.capped for e in node.edges):
+                    node.capped = True  # what is left is cut by the depth bound, not failed
+                else:
+                    node.failed = not node.proved  # every method failed or leads to a failed split
                 break
             edge = node.edges[i]
             if edge is None:
@@ -516,6 +559,7 @@ class Search:
             j = self._select_case(a, on_path)
             path.append((node, i, a, j))
             if j is None:
+                a.capped = self.depth_cap is not None and any(c.capped for _, c in a.cases)
                 break
             node = a.cases[j][1]
             on_path.add(node.key)
@@ -536,7 +580,7 @@ class Search:
     def run(self, simulations: int, budget_left: Callable[[], bool]) -> int:
         """Simulate until the root is settled, ``simulations`` are done or the budget is spent."""
         done = 0
-        while done < simulations and not self.root.failed and budget_left() and \
+        while done < simulations and not self.root.failed and not self.root.capped and budget_left() and \
                 (self.cfg.continue_after_proof or (self.may_improve and not self.root.trace) or not self.root.proved):
             self.simulate()
             done += 1
@@ -748,7 +792,7 @@ def search_lemma(theory: Theory, lemma_name: str, cfg: MCTSConfig = MCTSConfig()
         tree = Search(problem, cfg, cache, evaluator, listener, rng, cfg.root_noise if n_search > 1 else 0.0,
                       scout=first is None,
                       scout_floor=not problem.exists and cfg.scout_fpu_from is not None
-                      and n_search >= cfg.scout_fpu_from)
+                      and n_search >= cfg.scout_fpu_from, depth_cap=4 * 2 ** (n_search - 1))
         sims += tree.run(int(round(cfg.simulations * cfg.growth ** (n_search - 1))), budget_left)
         if tree.root.proved:
             proof = extract(tree.root, problem)
