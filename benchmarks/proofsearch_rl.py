@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scout-fpu-from", type=int, default=MCTSConfig.scout_fpu_from,
                     help="MCTS arms: before a lemma's first proof, the floor from this search on "
                          "(MCTSConfig.scout_fpu_from; default: not before the first proof)")
+    ap.add_argument("--scout-fpu-visits", type=int, default=MCTSConfig.scout_fpu_visits,
+                    help="MCTS arms: before a lemma's first proof, the floor at nodes past this many visits "
+                         "(MCTSConfig.scout_fpu_visits; default: nowhere)")
     ap.add_argument("--no-improve", action="store_true",
                     help="MCTS arms: a search after the first proof stops at its re-found proof (no improve)")
     ap.add_argument("--scout-top-n", type=int, default=None,
@@ -154,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         mcts = MCTSConfig(searches=10, proofs=3, fpu_floor=None if args.no_fpu_floor else args.fpu_floor,
                           fpu_after_first_proof=not args.fpu_from_start, improve=not args.no_improve,
                           scout_top_n=args.scout_top_n, scout_fpu_from=args.scout_fpu_from,
+                          scout_fpu_visits=args.scout_fpu_visits,
                           net_value=not args.no_net_value,
                           scout_net_value=False if args.scout_no_net_value else None,
                           scout_trace_dfs=not args.no_scout_trace_dfs)
@@ -186,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     where = "after the first proof" if mcts.fpu_after_first_proof else "every search"
     if mcts.fpu_after_first_proof and mcts.scout_fpu_from is not None:
         where += f" and from search {mcts.scout_fpu_from} on"
+    if mcts.fpu_after_first_proof and mcts.scout_fpu_visits is not None:
+        where += f" and at nodes past {mcts.scout_fpu_visits} visits"
     print(f"# MCTS: fpu_floor {mcts.fpu_floor} ({where}), improve {mcts.improve}, scout_top_n {mcts.scout_top_n}, "
           f"net_value {mcts.net_value} (before the first proof {mcts.scout_net_value}); rank lambda with a "
           f"network {cfg.net_rank_lambda} (before the first proof {cfg.net_scout_rank_lambda}), scout_trace_dfs "

@@ -370,6 +370,30 @@ def test_scout_fpu_from_sets_the_floor_in_later_searches_before_the_first_proof(
         MCTSConfig(scout_fpu_from=0)
 
 
+def test_scout_fpu_visits_sets_the_floor_at_nodes_past_that_many_visits():
+    # the endless chain below a (rank 0) and b (rank 1) closing at once: before the first proof the floor
+    # is off, so only a node's visit count past scout_fpu_visits lets b's floor value count
+    tree = {f"C{k}": [("n", [("", f"C{k + 1}")])] for k in range(200)}
+    tree["R"] = [("a", [("", "C0")]), ("b", [("", "X1")])]
+
+    def simulations_to_proof(visits, exists=False):
+        cfg = MCTSConfig(rank_lambda=0.5, expand_top_n=1, fpu_floor=-5.0, scout_fpu_visits=visits)
+        search = Search(Toy(tree, exists=exists), cfg, StepCache(), scout=True)
+        for n in range(1, 80):
+            search.simulate()
+            if search.root.proved:
+                return n
+        return None
+
+    at_12 = simulations_to_proof(12)
+    assert at_12 is not None and 12 < at_12 <= 20  # not before the root has passed 12 visits
+    without = simulations_to_proof(None)  # only the prior term reaches b
+    assert without is None or without > 2 * at_12
+    assert simulations_to_proof(12, exists=True) == without  # exists-trace lemmas: no floor
+    with pytest.raises(ConfigError, match="scout_fpu_visits"):
+        MCTSConfig(scout_fpu_visits=0)
+
+
 # a's first case N1 has a long proof (p: five steps, rank 0) and a short one (q: one step, rank 1)
 IMPROVE_TREE = {
     "R": [("a", [("A", "N1"), ("B", "X0")])],

@@ -147,6 +147,11 @@ class MCTSConfig:
     # every seed), first proofs MCTS + net / MCTS 1.047 against 1.073, size / s where s needs >= 30 steps
     # 0.693 on 14 lemmas against 0.679 on 13.
     scout_trace_dfs: bool = True
+    # with fpu_after_first_proof: before an all-traces lemma's first proof the floor applies at the nodes that
+    # more than this many simulations have passed (None: nowhere). Where the rank-led subtree keeps growing
+    # without closing, the visits pile up and the methods that the rank puts last are tried there; the nodes
+    # of a long proof that makes progress are passed by fewer simulations each.
+    scout_fpu_visits: int | None = None
     # the searches after the lemma's first proof (all-traces lemmas without a found trace) optimise proof size:
     # once a search has re-proved the root (cheap: cached steps) it runs on to its simulation count, settled
     # nodes stay selectable for a shorter alternative below them, and a settled node's value is its best
@@ -162,6 +167,8 @@ class MCTSConfig:
                 raise ConfigError(f"MCTSConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.scout_top_n is not None and self.scout_top_n < 1:
             raise ConfigError(f"MCTSConfig.scout_top_n must be >= 1 or None, got {self.scout_top_n}")
+        if self.scout_fpu_visits is not None and self.scout_fpu_visits < 1:
+            raise ConfigError(f"MCTSConfig.scout_fpu_visits must be >= 1 or None, got {self.scout_fpu_visits}")
         if self.scout_fpu_from is not None and self.scout_fpu_from < 1:
             raise ConfigError(f"MCTSConfig.scout_fpu_from must be >= 1 or None, got {self.scout_fpu_from}")
         if self.scout_widen_c is not None and self.scout_widen_c < 0:
@@ -345,6 +352,8 @@ class Search:
         self.depth_cap = depth_cap if scout and problem.exists and cfg.scout_trace_dfs else None
         if self.depth_cap is not None:
             self.top_n = 1
+        # scout_fpu_visits: the floor at the nodes past that many visits (all-traces lemmas, before the first proof)
+        self.visit_floor = cfg.scout_fpu_visits if scout and self.fpu_floor is None and not problem.exists else None
         self.improve = False
         self.evaluator, self.listener = evaluator, listener
         self.rng = rng or np.random.default_rng(0)
@@ -498,6 +507,8 @@ class Search:
                 q = node.value - self.cfg.delta
                 if self.fpu_floor is not None:
                     q = max(q, self.fpu_floor)
+                elif self.visit_floor is not None and n_s > self.visit_floor and self.cfg.fpu_floor is not None:
+                    q = max(q, self.cfg.fpu_floor)
             score = self._u(n_s, visits) * node.prior[i] / psum + self._value_score(q)
             if score > best:
                 best, best_i = score, i
