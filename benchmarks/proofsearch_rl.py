@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                          "(MCTSConfig.scout_fpu_from; default: not before the first proof)")
     ap.add_argument("--scout-fpu-visits", type=int, default=MCTSConfig.scout_fpu_visits,
                     help="MCTS arms: before a lemma's first proof, the floor at nodes past this many visits "
-                         "(MCTSConfig.scout_fpu_visits; default: nowhere)")
+                         "(MCTSConfig.scout_fpu_visits)")
+    ap.add_argument("--no-scout-fpu-visits", action="store_true",
+                    help="MCTS arms: no floor before a lemma's first proof at nodes with many visits")
     ap.add_argument("--no-improve", action="store_true",
                     help="MCTS arms: a search after the first proof stops at its re-found proof (no improve)")
     ap.add_argument("--scout-top-n", type=int, default=None,
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         mcts = MCTSConfig(searches=10, proofs=3, fpu_floor=None if args.no_fpu_floor else args.fpu_floor,
                           fpu_after_first_proof=not args.fpu_from_start, improve=not args.no_improve,
                           scout_top_n=args.scout_top_n, scout_fpu_from=args.scout_fpu_from,
-                          scout_fpu_visits=args.scout_fpu_visits,
+                          scout_fpu_visits=None if args.no_scout_fpu_visits else args.scout_fpu_visits,
                           net_value=not args.no_net_value,
                           scout_net_value=False if args.scout_no_net_value else None,
                           scout_trace_dfs=not args.no_scout_trace_dfs)

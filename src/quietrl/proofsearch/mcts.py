@@ -150,8 +150,14 @@ class MCTSConfig:
     # with fpu_after_first_proof: before an all-traces lemma's first proof the floor applies at the nodes that
     # more than this many simulations have passed (None: nowhere). Where the rank-led subtree keeps growing
     # without closing, the visits pile up and the methods that the rank puts last are tried there; the nodes
-    # of a long proof that makes progress are passed by fewer simulations each.
-    scout_fpu_visits: int | None = None
+    # of a long proof that makes progress are passed by fewer simulations each. Measured with the benchmark
+    # (6x budget, 3 seeds; 100 against None, both with scout_trace_dfs and the network arm's scout λ 0.5):
+    # HardKeyUpdate's no_forged_ack, missed by both MCTS arms on every seed, now proved by both (MCTS + net in
+    # 4 steps after 621 and 561 executions on two seeds, MCTS after 1264; s: 256 steps); MCTS + net size / s
+    # where s needs >= 30 steps 0.535 on 15 lemmas (0.693 on 14), first proofs MCTS + net / MCTS 1.030
+    # (1.047); acceptance exceptions 1 (KAS2 on seed 2, first proof there at 1692 of 1854 executions without)
+    # against 1 (HardKeyUpdate on every seed). Searches 1-2 (60 and 90 simulations) never reach it.
+    scout_fpu_visits: int | None = 100
     # the searches after the lemma's first proof (all-traces lemmas without a found trace) optimise proof size:
     # once a search has re-proved the root (cheap: cached steps) it runs on to its simulation count, settled
     # nodes stay selectable for a shorter alternative below them, and a settled node's value is its best
