@@ -293,17 +293,23 @@ def test_expert_targets_from_the_proof_structure():
     assert chosen_index(search.table["N4"]) == 0 and proof_value(search.table["N4"]) == 0.0
 
 
-def test_scout_top_n_holds_until_the_first_proof(client_server, monkeypatch):
+def _record_searches(monkeypatch, what):
+    """A list that gets ``what(search, kwargs)`` of every :class:`Search` built while the test runs."""
     from quietrl.proofsearch import mcts
 
-    widths = []
+    seen = []
     init = mcts.Search.__init__
 
     def spy(self, *args, **kw):
         init(self, *args, **kw)
-        widths.append(self.top_n)
+        seen.append(what(self, kw))
 
     monkeypatch.setattr(mcts.Search, "__init__", spy)
+    return seen
+
+
+def test_scout_top_n_holds_until_the_first_proof(client_server, monkeypatch):
+    widths = _record_searches(monkeypatch, lambda search, kw: search.top_n)
     cfg = dataclasses.replace(SMALL, searches=3, proofs=3, scout_top_n=1, expand_top_n=3)
     r = search_lemma(client_server, "key_secret", cfg)
     assert r.proofs_found >= 2 and len(widths) == r.searches == 3
@@ -336,8 +342,6 @@ def test_fpu_floor_tries_an_untried_sibling_once_the_tried_branch_looks_long():
 
 
 def test_scout_fpu_from_sets_the_floor_in_later_searches_before_the_first_proof(client_server, monkeypatch):
-    from quietrl.proofsearch import mcts
-
     tree = {f"C{k}": [("n", [("", f"C{k + 1}")])] for k in range(200)}
     tree["R"] = [("a", [("", "C0")]), ("b", [("", "X1")])]
     cfg = MCTSConfig(rank_lambda=0.5, expand_top_n=1, fpu_floor=-5.0, scout_fpu_from=2)
@@ -346,14 +350,7 @@ def test_scout_fpu_from_sets_the_floor_in_later_searches_before_the_first_proof(
         assert search.fpu_floor == floor
         search.run(15, lambda: True)
         assert search.root.proved == scout_floor  # only the floor tries b below a's endless chain
-    floors = []
-    init = mcts.Search.__init__
-
-    def spy(self, *args, **kw):
-        init(self, *args, **kw)
-        floors.append((kw["scout"], self.fpu_floor))
-
-    monkeypatch.setattr(mcts.Search, "__init__", spy)
+    floors = _record_searches(monkeypatch, lambda search, kw: (kw["scout"], search.fpu_floor))
     base = dataclasses.replace(SMALL, simulations=1, growth=2.0, searches=8, proofs=8, max_executions=400)
     for start in (None, 3):
         floors.clear()
@@ -526,16 +523,7 @@ def test_scout_trace_dfs_bound_cuts_without_failing_and_keeps_to_the_chosen_meth
 
 
 def test_scout_trace_dfs_deepens_per_search_on_the_engine(client_server, monkeypatch):
-    from quietrl.proofsearch import mcts
-
-    caps = []
-    init = mcts.Search.__init__
-
-    def spy(self, *args, **kw):
-        init(self, *args, **kw)
-        caps.append((kw["scout"], self.depth_cap))
-
-    monkeypatch.setattr(mcts.Search, "__init__", spy)
+    caps = _record_searches(monkeypatch, lambda search, kw: (kw["scout"], search.depth_cap))
     base = dataclasses.replace(SMALL, simulations=40, searches=4, proofs=2, max_executions=200)
     plain = search_lemma(client_server, "setup_reachable", dataclasses.replace(base, scout_trace_dfs=False))
     assert all(c is None for _, c in caps)

@@ -359,7 +359,8 @@ class Search:
         if self.depth_cap is not None:
             self.top_n = 1
         # scout_fpu_visits: the floor at the nodes past that many visits (all-traces lemmas, before the first proof)
-        self.visit_floor = cfg.scout_fpu_visits if scout and self.fpu_floor is None and not problem.exists else None
+        self.visit_floor = cfg.scout_fpu_visits if scout and self.fpu_floor is None and cfg.fpu_floor is not None \
+            and not problem.exists else None
         self.improve = False
         self.evaluator, self.listener = evaluator, listener
         self.rng = rng or np.random.default_rng(0)
@@ -499,7 +500,7 @@ class Search:
         def blocked(i: int) -> bool:
             e = node.edges[i]
             return e is not None and (e.failed or (e.child is not None and (
-                e.child.failed or e.child.capped or (e.child.proved and not self._reopened(e.child)))))
+                e.child.failed or (e.child.proved and not self._reopened(e.child)))))
 
         allowed = [int(i) for i in np.argsort(-node.prior, kind="stable") if not blocked(int(i))][:width]
         psum = float(sum(node.prior[i] for i in allowed)) or 1.0
@@ -513,7 +514,7 @@ class Search:
                 q = node.value - self.cfg.delta
                 if self.fpu_floor is not None:
                     q = max(q, self.fpu_floor)
-                elif self.visit_floor is not None and n_s > self.visit_floor and self.cfg.fpu_floor is not None:
+                elif self.visit_floor is not None and n_s > self.visit_floor:
                     q = max(q, self.cfg.fpu_floor)
             score = self._u(n_s, visits) * node.prior[i] / psum + self._value_score(q)
             if score > best:
@@ -561,10 +562,7 @@ class Search:
                 break
             i = self._select_edge(node)
             if i is None:
-                if any(e is not None and e.child is not None and e.child.capped for e in node.edges):
-                    node.capped = True  # what is left is cut by the depth bound, not failed
-                else:
-                    node.failed = not node.proved  # every method failed or leads to a failed split
+                node.failed = not node.proved  # every method failed or leads to a failed split
                 break
             edge = node.edges[i]
             if edge is None:
