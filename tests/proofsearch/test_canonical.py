@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -61,6 +62,42 @@ def test_different_states_get_different_keys(states):
     keys = {state_key(st) for st in states}
     distinct = {state_to_json(canonical_state(st), canonical=False) for st in states}
     assert len(keys) == len(distinct) > 3
+
+
+def test_renamed_terms_hash_as_freshly_built_ones(states):
+    """A renamed copy must not keep the old terms' hash memos: equal terms hash equally, so the renamed
+    system's terms are found in sets and dicts built from fresh terms; the variable-name memo starts afresh."""
+    from quietrl.proofsearch.types import App
+
+    def apps(x, out):
+        if isinstance(x, App):
+            out.append(x)
+            for a in x.args:
+                apps(a, out)
+        elif isinstance(x, (tuple, list, frozenset)):
+            for y in x:
+                apps(y, out)
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                apps(k, out)
+                apps(v, out)
+        elif dataclasses.is_dataclass(x) and not isinstance(x, type):
+            for f in dataclasses.fields(x):
+                if f.compare:
+                    apps(getattr(x, f.name), out)
+        return out
+
+    checked = 0
+    for st in states:
+        for t in apps(st, []):
+            hash(t)  # fill the memo of the original term
+        canon = canonical_state(st)
+        for t in apps(canon, []):
+            fresh = App(t.fun, t.args)
+            assert t == fresh and hash(t) == hash(fresh) and t in {fresh}
+            checked += 1
+        assert canon.constraints._used is None or canon.constraints._used is not st.constraints._used
+    assert checked > 20
 
 
 def test_exact_round_trip_keeps_names_and_behaviour(theory, states):

@@ -124,7 +124,9 @@ def _first_occurrences(state) -> dict[Var, Var]:
 
 
 def _rebuild(x: Any, fn: Callable[[Var], Var]) -> Any:
-    """``x`` with every variable replaced by ``fn(var)`` (fields that take no part in equality kept)."""
+    """``x`` with every variable replaced by ``fn(var)``. Fields that take no part in equality are kept (source
+    positions), except memos (names starting with ``_``: ``App._hash``, ``Constraints._used``), which describe
+    the old variables and start afresh."""
     if isinstance(x, Var):
         return fn(x)
     if isinstance(x, (enum.Enum,) + _ATOMS):
@@ -139,7 +141,7 @@ def _rebuild(x: Any, fn: Callable[[Var], Var]) -> Any:
         return {_rebuild(k, fn): _rebuild(v, fn) for k, v in x.items()}
     if dataclasses.is_dataclass(x):
         kw = {f.name: (_rebuild(getattr(x, f.name), fn) if f.compare else getattr(x, f.name))
-              for f in dataclasses.fields(x) if f.init}
+              for f in dataclasses.fields(x) if f.init and (f.compare or not f.name.startswith("_"))}
         out = type(x)(**kw)
         if type(x).__name__ == "Constraints" and "nodes" in kw:
             # Keep the solver's invariant: nodes sorted by (name, index) of their variables.
