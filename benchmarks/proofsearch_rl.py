@@ -141,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-scout-trace-dfs", action="store_true",
                     help="MCTS arms: before an exists-trace lemma's first trace, PUCT instead of depth first by "
                          "iterative deepening as s (MCTSConfig.scout_trace_dfs)")
+    ap.add_argument("--scout-net-when-stuck", action="store_true",
+                    help="MCTS + network: before a lemma's first proof, the engine's rank and the default leaf "
+                         "value lead (as MCTS) and the network orders the untried methods only at nodes past "
+                         "--scout-fpu-visits visits (MCTSConfig.scout_net_when_stuck)")
     ap.add_argument("--residual-policy", action="store_true",
                     help="train the ranker's policy on top of the rank prior (ExpertConfig.rank_prior = "
                          "MCTSConfig.rank_lambda): it learns the residual of the engine's ranking")
@@ -162,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                           scout_fpu_visits=None if args.no_scout_fpu_visits else args.scout_fpu_visits,
                           net_value=not args.no_net_value,
                           scout_net_value=False if args.scout_no_net_value else None,
-                          scout_trace_dfs=not args.no_scout_trace_dfs)
+                          scout_trace_dfs=not args.no_scout_trace_dfs,
+                          scout_net_when_stuck=args.scout_net_when_stuck or MCTSConfig.scout_net_when_stuck)
     except ConfigError as e:
         ap.error(str(e))
     if args.quick:
@@ -197,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# MCTS: fpu_floor {mcts.fpu_floor} ({where}), improve {mcts.improve}, scout_top_n {mcts.scout_top_n}, "
           f"net_value {mcts.net_value} (before the first proof {mcts.scout_net_value}); rank lambda with a "
           f"network {cfg.net_rank_lambda} (before the first proof {cfg.net_scout_rank_lambda}), scout_trace_dfs "
-          f"{mcts.scout_trace_dfs}; ranker rank_prior {cfg.expert.rank_prior}, "
+          f"{mcts.scout_trace_dfs}, scout_net_when_stuck {mcts.scout_net_when_stuck}; ranker rank_prior "
+          f"{cfg.expert.rank_prior}, "
           f"tie_goalless {cfg.expert.tie_goalless}", flush=True)
     t0 = time.perf_counter()
     if not args.report_only:

@@ -435,6 +435,45 @@ def test_improving_searches_count_only_smaller_proofs(client_server):
     assert ri.size == 5 and ri.proofs_found == ri.searches == 4 and ri.executions > r.executions
 
 
+def test_scout_net_when_stuck_follows_the_rank_until_a_node_passes_the_visit_floor():
+    # a (rank 0) and b (rank 1) run into endless chains, c (rank 2) closes at once; the network's logits
+    # put c first and its value head says "50 steps left"
+    tree = {f"{p}{k}": [("n", [("", f"{p}{k + 1}")])] for p in "CD" for k in range(300)}
+    tree["R"] = [("a", [("", "C0")]), ("b", [("", "D0")]), ("c", [("", "X1")])]
+    asked = []
+
+    def evaluator(state, ms):
+        asked.append(state)
+        return np.arange(len(ms), dtype=float)[::-1] * -3.0, -50.0
+
+    def run(evaluator=None, stuck=True, scout=True, sims=150):
+        cfg = MCTSConfig(rank_lambda=0.5, expand_top_n=1, fpu_floor=-5.0, scout_fpu_visits=12,
+                         scout_net_when_stuck=stuck)
+        problem = Toy(tree)
+        search = Search(problem, cfg, StepCache(), evaluator, scout=scout)
+        for n in range(1, sims):
+            search.simulate()
+            if search.root.proved:
+                return search, problem, n
+        return search, problem, None
+
+    mcts, mcts_problem, mcts_n = run()
+    stuck, stuck_problem, stuck_n = run(evaluator)
+    # the network was first asked at the root once it had passed 12 visits, and never below it
+    assert asked == ["R"] and stuck.root.prior_net is not None
+    assert stuck_problem.calls[:13] == mcts_problem.calls[:13]  # until then the same search as MCTS
+    assert stuck.root.v_net == 0.0  # the default leaf value, not the value head
+    # past the floor the network's order tries c before b; the rank's order tries b first
+    assert [m for _, m in stuck_problem.calls if m != "n"] == ["a", "c"]
+    assert [m for _, m in mcts_problem.calls if m != "n"][:3] == ["a", "b", "c"]
+    assert stuck_n is not None and (mcts_n is None or stuck_n < mcts_n)
+    # off, or after the first proof: the network leads from the first expansion
+    asked.clear()
+    for kw in ({"stuck": False}, {"scout": False}):
+        search, problem, n = run(evaluator, **kw)
+        assert n == 1 and problem.calls == [("R", "c")] and search.root.v_net == -50.0
+
+
 def test_net_value_off_uses_the_default_leaf_value():
     # an evaluator whose value head says "50 steps left" everywhere: with net_value=False the leaves get
     # default_value instead, the policy logits still shape the prior

@@ -158,6 +158,12 @@ class MCTSConfig:
     # (1.047); acceptance exceptions 1 (KAS2 on seed 2, first proof there at 1692 of 1854 executions without)
     # against 1 (HardKeyUpdate on every seed). Searches 1-2 (60 and 90 simulations) never reach it.
     scout_fpu_visits: int | None = 100
+    # with a network and scout_fpu_visits: before the lemma's first proof the search follows the engine's rank
+    # and the default leaf value exactly as MCTS without a network does, and consults the network only at the
+    # nodes past scout_fpu_visits visits, where the rank-led subtree has stalled and the floor lets untried
+    # methods in: there the network's prior (with the rank's λ) orders them. After the first proof the
+    # network leads as before.
+    scout_net_when_stuck: bool = False
     # the searches after the lemma's first proof (all-traces lemmas without a found trace) optimise proof size:
     # once a search has re-proved the root (cheap: cached steps) it runs on to its simulation count, settled
     # nodes stay selectable for a shorter alternative below them, and a settled node's value is its best
@@ -261,12 +267,13 @@ class OrNode:
     """A system: its ranked methods, priors, edges (executed lazily) and statistics."""
 
     __slots__ = ("key", "state", "kind", "note", "methods", "prior", "edges", "v_net", "value", "proved",
-                 "trace", "failed", "reported", "capped")
+                 "trace", "failed", "reported", "capped", "prior_net")
 
     def __init__(self, key, state, kind: str, note: str = ""):
         self.key, self.state, self.kind, self.note = key, state, kind, note
         self.methods: list | None = None
         self.prior: np.ndarray | None = None
+        self.prior_net: np.ndarray | None = None  # scout_net_when_stuck: the network's prior, once asked for
         self.edges: list[Edge | None] = []
         self.v_net = 0.0
         self.value = 1.0 if kind in (CLOSED, TRACE) else 0.0
@@ -361,10 +368,14 @@ class Search:
         # scout_fpu_visits: the floor at the nodes past that many visits (all-traces lemmas, before the first proof)
         self.visit_floor = cfg.scout_fpu_visits if scout and self.fpu_floor is None and cfg.fpu_floor is not None \
             and not problem.exists else None
+        # scout_net_when_stuck: rank-led (no network) until a node passes the visit floor
+        self.net_when_stuck = scout and evaluator is not None and cfg.scout_net_when_stuck \
+            and self.visit_floor is not None
         self.improve = False
         self.evaluator, self.listener = evaluator, listener
         self.rng = rng or np.random.default_rng(0)
         self.root_noise = root_noise
+        self._noise: np.ndarray | None = None  # the root's Dirichlet noise, once drawn
         self.table: dict[Hashable, OrNode] = {}
         root = problem.root()
         kind, note = problem.outcome(root)
@@ -391,15 +402,15 @@ class Search:
         ms = self.problem.methods(node.state)
         node.methods = ms
         node.edges = [None] * len(ms)
-        if self.evaluator is not None and ms:
+        if self.evaluator is not None and ms and not self.net_when_stuck:
             logits, value = self.evaluator(node.state, ms)
             node.v_net = float(value) if self.net_value else self.cfg.default_value
         else:
             logits, node.v_net = np.zeros(len(ms)), self.cfg.default_value
         node.prior = priors(logits, self.cfg, self.rank_lambda) if ms else np.zeros(0)
         if node is self.root and self.root_noise > 0 and len(ms) > 1:
-            noise = self.rng.dirichlet([0.3] * len(ms))
-            node.prior = (1 - self.root_noise) * node.prior + self.root_noise * noise
+            self._noise = self.rng.dirichlet([0.3] * len(ms))
+            node.prior = (1 - self.root_noise) * node.prior + self.root_noise * self._noise
         node.value = node.v_net
         if not ms:
             node.failed = True
@@ -496,14 +507,17 @@ class Search:
         """PUCT over the first ``width`` unblocked methods in prior order (progressive widening)."""
         n_s = node.visits + 1
         width = max(self.top_n, math.ceil(self.widen_c * n_s ** self.cfg.widen_alpha))
+        prior = node.prior
+        if self.net_when_stuck and n_s > self.visit_floor:
+            prior = self._net_prior(node)
 
         def blocked(i: int) -> bool:
             e = node.edges[i]
             return e is not None and (e.failed or (e.child is not None and (
                 e.child.failed or (e.child.proved and not self._reopened(e.child)))))
 
-        allowed = [int(i) for i in np.argsort(-node.prior, kind="stable") if not blocked(int(i))][:width]
-        psum = float(sum(node.prior[i] for i in allowed)) or 1.0
+        allowed = [int(i) for i in np.argsort(-prior, kind="stable") if not blocked(int(i))][:width]
+        psum = float(sum(prior[i] for i in allowed)) or 1.0
         best, best_i = NEG, None
         for i in allowed:
             e = node.edges[i]
@@ -516,10 +530,19 @@ class Search:
                     q = max(q, self.fpu_floor)
                 elif self.visit_floor is not None and n_s > self.visit_floor:
                     q = max(q, self.cfg.fpu_floor)
-            score = self._u(n_s, visits) * node.prior[i] / psum + self._value_score(q)
+            score = self._u(n_s, visits) * prior[i] / psum + self._value_score(q)
             if score > best:
                 best, best_i = score, i
         return best_i
+
+    def _net_prior(self, node: OrNode) -> np.ndarray:
+        """scout_net_when_stuck: the network's prior of a node (asked for once, with the root's noise)."""
+        if node.prior_net is None:
+            logits, _ = self.evaluator(node.state, node.methods)
+            node.prior_net = priors(logits, self.cfg, self.rank_lambda)
+            if node is self.root and self._noise is not None:
+                node.prior_net = (1 - self.root_noise) * node.prior_net + self.root_noise * self._noise
+        return node.prior_net
 
     def _select_case(self, a: AndNode, on_path: set) -> int | None:
         n_s = a.visits + 1
