@@ -141,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-scout-trace-dfs", action="store_true",
                     help="MCTS arms: before an exists-trace lemma's first trace, PUCT instead of depth first by "
                          "iterative deepening as s (MCTSConfig.scout_trace_dfs)")
-    ap.add_argument("--scout-net-when-stuck", action="store_true",
-                    help="MCTS + network: before a lemma's first proof, the engine's rank and the default leaf "
-                         "value lead (as MCTS) and the network orders the untried methods only at nodes past "
-                         "--scout-fpu-visits visits (MCTSConfig.scout_net_when_stuck)")
+    ap.add_argument("--no-scout-net-when-stuck", action="store_true",
+                    help="MCTS + network: the network leads from a lemma's first search (by default the engine's "
+                         "rank and the default leaf value lead until the first proof, as MCTS, and the network "
+                         "orders the untried methods only at nodes past --scout-fpu-visits visits: "
+                         "MCTSConfig.scout_net_when_stuck)")
     ap.add_argument("--residual-policy", action="store_true",
                     help="train the ranker's policy on top of the rank prior (ExpertConfig.rank_prior = "
                          "MCTSConfig.rank_lambda): it learns the residual of the engine's ranking")
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                           net_value=not args.no_net_value,
                           scout_net_value=False if args.scout_no_net_value else None,
                           scout_trace_dfs=not args.no_scout_trace_dfs,
-                          scout_net_when_stuck=args.scout_net_when_stuck or MCTSConfig.scout_net_when_stuck)
+                          scout_net_when_stuck=not args.no_scout_net_when_stuck)
     except ConfigError as e:
         ap.error(str(e))
     if args.quick:
