@@ -77,6 +77,23 @@ def test_cli_evaluate_and_unknown_lemma(tmp_path):
     assert r.exit_code != 0 and "unknown lemma" in str(r.exception)
 
 
+def test_cli_evaluate_set_overrides_mcts_config(tmp_path):
+    from quietrl.core.errors import ConfigError
+    from quietrl.proofsearch.cli import cli
+
+    runner = CliRunner()
+    base = ["evaluate", str(example_path("client_server")), "--lemma", "setup_reachable", "--arms", "s,mcts",
+            "--budget", "executions", "--exec-min", "40"]
+    r = runner.invoke(cli, base + ["--set", "searches=1", "--set", "simulations=2", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    by = {x["arm"]: x for x in map(json.loads, (tmp_path / "records.jsonl").read_text().splitlines())}
+    assert by["s"]["proved"] and not by["mcts"]["proved"]  # 2 simulations cannot reach the 5-step trace
+    r = runner.invoke(cli, base + ["--set", "nope=1"])
+    assert isinstance(r.exception, ConfigError) and "valid keys" in str(r.exception)
+    r = runner.invoke(cli, base + ["--set", "expand_top_n=0"])
+    assert isinstance(r.exception, ConfigError) and "expand_top_n" in str(r.exception)
+
+
 @pytest.mark.slow
 def test_quick_rl_stage_writes_rows(tmp_path):
     from quietrl.core.runs import RunDir

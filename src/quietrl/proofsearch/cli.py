@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json as _json
 
 import click
@@ -216,16 +217,22 @@ def examples_cmd() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write records.jsonl, summary.json, table.txt and sizes.png here.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override one field of the MCTS arms' MCTSConfig (repeatable), e.g. --set searches=10 "
+                   "--set scout_net_when_stuck=false.")
 def evaluate_cmd(files: tuple[str, ...], lemmas: tuple[str, ...], arms: str, min_budget_s: float, budget: str,
-                 exec_factor: float, exec_min: int, seed: int, out_dir: str | None) -> None:
+                 exec_factor: float, exec_min: int, seed: int, out_dir: str | None,
+                 overrides: tuple[str, ...]) -> None:
     """Compare greedy s/c, MCTS, MCTS + learnt ranker and the ranker as an oracle on FILES."""
     from pathlib import Path
 
+    from quietrl.core.config import apply_overrides
     from quietrl.core.io import atomic_write_json, atomic_write_text
     from quietrl.proofsearch.evaluate import EvalConfig, evaluate_theory, figure, summarise, table
 
     cfg = EvalConfig(arms=tuple(a.strip() for a in arms.split(",") if a.strip()), min_budget_s=min_budget_s,
                      budget=budget, exec_factor=exec_factor, exec_min=exec_min)
+    cfg = dataclasses.replace(cfg, mcts=apply_overrides(cfg.mcts, overrides))
     records = []
     for f in files:
         th = _load(f)
