@@ -86,7 +86,9 @@ class EvalConfig:
     # trained on the theory's earlier lemmas misleads least), the searches after it use the ranker with
     # net_rank_lambda for shorter proofs. Measured with the benchmark (6x budget, 3 seeds) together with
     # MCTSConfig.scout_trace_dfs (see there): 1 acceptance exception against 4, first proofs 1.047 against 1.073,
-    # size / s where s needs >= 30 steps 0.693 against 0.679 (λ 0.5 in every search: 0.775)
+    # size / s where s needs >= 30 steps 0.693 against 0.679 (λ 0.5 in every search: 0.775). With
+    # MCTSConfig.scout_net_when_stuck (the default) the network is asked before the first proof only on
+    # exists-trace lemmas and at nodes past the visit floor: this λ weighs the rank there.
     net_scout_rank_lambda: float | None = 0.5
     net: NetConfig = NetConfig()
     expert: ExpertConfig = ExpertConfig()
