@@ -416,10 +416,9 @@ class Search:
             node.v_net = float(value) if self.net_value else self.cfg.default_value
         else:
             logits, node.v_net = np.zeros(len(ms)), self.cfg.default_value
-        node.prior = priors(logits, self.cfg, self.rank_lambda) if ms else np.zeros(0)
         if node is self.root and self.root_noise > 0 and len(ms) > 1:
             self._noise = self.rng.dirichlet([0.3] * len(ms))
-            node.prior = (1 - self.root_noise) * node.prior + self.root_noise * self._noise
+        node.prior = self._prior(node, logits) if ms else np.zeros(0)
         node.value = node.v_net
         if not ms:
             node.failed = True
@@ -516,9 +515,8 @@ class Search:
         """PUCT over the first ``width`` unblocked methods in prior order (progressive widening)."""
         n_s = node.visits + 1
         width = max(self.top_n, math.ceil(self.widen_c * n_s ** self.cfg.widen_alpha))
-        prior = node.prior
-        if self.net_when_stuck and n_s > self.visit_floor:
-            prior = self._net_prior(node)
+        stalled = self.visit_floor is not None and n_s > self.visit_floor
+        prior = self._net_prior(node) if stalled and self.net_when_stuck else node.prior
 
         def blocked(i: int) -> bool:
             e = node.edges[i]
@@ -537,20 +535,24 @@ class Search:
                 q = node.value - self.cfg.delta
                 if self.fpu_floor is not None:
                     q = max(q, self.fpu_floor)
-                elif self.visit_floor is not None and n_s > self.visit_floor:
+                elif stalled:
                     q = max(q, self.cfg.fpu_floor)
             score = self._u(n_s, visits) * prior[i] / psum + self._value_score(q)
             if score > best:
                 best, best_i = score, i
         return best_i
 
+    def _prior(self, node: OrNode, logits: np.ndarray) -> np.ndarray:
+        """The prior from ``logits``, mixed at the root with its Dirichlet noise (once drawn)."""
+        p = priors(logits, self.cfg, self.rank_lambda)
+        if node is self.root and self._noise is not None:
+            p = (1 - self.root_noise) * p + self.root_noise * self._noise
+        return p
+
     def _net_prior(self, node: OrNode) -> np.ndarray:
-        """scout_net_when_stuck: the network's prior of a node (asked for once, with the root's noise)."""
+        """scout_net_when_stuck: the network's prior of a node (asked for once)."""
         if node.prior_net is None:
-            logits, _ = self.evaluator(node.state, node.methods)
-            node.prior_net = priors(logits, self.cfg, self.rank_lambda)
-            if node is self.root and self._noise is not None:
-                node.prior_net = (1 - self.root_noise) * node.prior_net + self.root_noise * self._noise
+            node.prior_net = self._prior(node, self.evaluator(node.state, node.methods)[0])
         return node.prior_net
 
     def _select_case(self, a: AndNode, on_path: set) -> int | None:
