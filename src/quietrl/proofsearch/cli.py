@@ -7,6 +7,7 @@ import json as _json
 
 import click
 
+from quietrl.core.config import set_option
 from quietrl.core.errors import UserError
 
 
@@ -217,13 +218,14 @@ def examples_cmd() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write records.jsonl, summary.json, table.txt and sizes.png here.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override one field of the MCTS arms' MCTSConfig (repeatable), e.g. --set searches=10 "
-                   "--set scout_net_when_stuck=false.")
+@set_option
 def evaluate_cmd(files: tuple[str, ...], lemmas: tuple[str, ...], arms: str, min_budget_s: float, budget: str,
                  exec_factor: float, exec_min: int, seed: int, out_dir: str | None,
                  overrides: tuple[str, ...]) -> None:
-    """Compare greedy s/c, MCTS, MCTS + learnt ranker and the ranker as an oracle on FILES."""
+    """Compare greedy s/c, MCTS, MCTS + learnt ranker and the ranker as an oracle on FILES.
+
+    --set overrides a field of the MCTS arms' MCTSConfig, e.g. --set searches=10 --set scout_net_when_stuck=false.
+    """
     from pathlib import Path
 
     from quietrl.core.config import apply_overrides
