@@ -69,7 +69,8 @@ from quietrl.proofsearch.expert import ExpertConfig
 from quietrl.proofsearch.mcts import MCTSConfig
 
 SHARED = Path(os.environ.get("QUIETRL_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared")) / "protocols"
-OWN = ["hard_destructor", "hard_key_update", "hard_hash_chain", "client_server", "signed_key_exchange"]
+OWN = ["hard_destructor", "hard_key_update", "hard_hash_chain", "hard_session_counter", "client_server",
+       "signed_key_exchange"]
 QUICK = ["hard_destructor", "client_server"]
 # Spec section 18's families over the acceptance set (F4, the --auto-sources spore theories, is not in it).
 FAMILIES = {"F1": ("classic/",), "F2": ("Tutorial.spthy", "csf12/"), "F3": ("loops/",)}

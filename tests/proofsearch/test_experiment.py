@@ -35,3 +35,14 @@ def test_quick_reproduce_writes_and_resumes(tmp_path):
     assert any(r["theory"] == "mutant_counter_loop_reuse_after_retire" and r["verdict"] == "falsified - found trace"
                for r in recs)
     assert not any(not r["theory"].startswith("mutant_") and r["verdict"].startswith("falsified") for r in recs)
+
+
+def test_solver_study_stops_a_lemma_at_its_cpu_limit(monkeypatch):
+    # hard_session_counter's lemmas need induction: s unfolds the loop without end, each step dearer than
+    # the last; the full slice's CPU stop reports them incomplete instead of spinning on
+    import quietrl.proofsearch.experiment as experiment
+
+    monkeypatch.setattr(experiment, "example_names", lambda: ["hard_session_counter"])
+    recs = experiment.solver_study(max_steps=100_000, cpu_s=0.5)
+    assert [r["lemma"] for r in recs] == ["sent_after_open", "no_send_after_close"]
+    assert all(r["verdict"] == "analysis incomplete" and r["reason"] == "stopped at 0.5 CPU-s" for r in recs)

@@ -272,3 +272,30 @@ lemma l: "All n #i. Sent(n) @ i ==> Ex #j. KU(n) @ j"
 end""")
     (r,) = prove_all(th, max_steps=40)
     assert r.verdict == INCOMPLETE
+
+
+def test_a_step_past_the_recursion_limit_is_incomplete_not_a_crash(monkeypatch):
+    # A loop unfolded a few hundred times nests its terms (h(h(...))) past Python's recursion limit: the
+    # step does not execute (DepthLimit, a NotImplementedError), the branch ends as sorry, the lemma is
+    # incomplete, and the search arms see a failed method.
+    import quietrl.proofsearch.system as system
+    from quietrl.proofsearch.env import Confirmer, MethodFailed, step
+    from quietrl.proofsearch.system import DepthLimit
+
+    theory = parse_file(example_path("hard_session_counter"))
+    lem = theory.lemma("sent_after_open")
+
+    def deep(*args, **kwargs):
+        raise RecursionError("maximum recursion depth exceeded in comparison")
+
+    monkeypatch.setattr(system, "solve_with_sources", deep)
+    state = initial_system(theory, lem)
+    (_, state), = apply(state, Method("simplify"))
+    goal_step = next(m for m in system.methods(state) if m.kind == "solve")
+    with pytest.raises(DepthLimit, match="depth limit"):
+        apply(state, goal_step)
+    with pytest.raises(MethodFailed, match="depth limit"):
+        step(state, goal_step, Confirmer(theory, lem))
+    r = prove(theory, lem, 20)
+    assert r.verdict == INCOMPLETE
+    assert any("depth limit" in leaf.note for leaf in r.tree.leaves())

@@ -12,7 +12,7 @@ from quietrl.proofsearch import example_path, parse_file
 from quietrl.proofsearch.env import CLOSED, DEAD, OPEN, TRACE, Case, MethodFailed, check_proof
 from quietrl.proofsearch.mcts import AndNode, MCTSConfig, OrNode, Search, StepCache, extract, priors, search_lemma
 from quietrl.proofsearch.proofcheck import check_script
-from quietrl.proofsearch.prover import FOUND_TRACE, VERIFIED, prove
+from quietrl.proofsearch.prover import FOUND_TRACE, INCOMPLETE, VERIFIED, prove
 
 
 @dataclasses.dataclass(frozen=True)
@@ -573,3 +573,18 @@ def test_scout_trace_dfs_deepens_per_search_on_the_engine(client_server, monkeyp
     scouting = [c for scout, c in caps if scout]
     assert scouting == [4 * 2 ** k for k in range(len(scouting))] and len(scouting) >= 1
     assert all(c is None for scout, c in caps if not scout)
+
+
+def test_search_proves_by_the_induction_that_greedy_s_never_takes():
+    # hard_session_counter's lemmas need induction and carry no [use_induction]: s takes `simplify` at the
+    # root and unfolds the Send loop without end; the search also executes `induction`, the root's second
+    # method, and closes the lemma there.
+    theory = parse_file(example_path("hard_session_counter"))
+    lem = next(lem for lem in theory.lemmas if lem.name == "sent_after_open")
+    greedy = prove(theory, lem, 40)
+    assert greedy.verdict == INCOMPLETE
+    r = search_lemma(theory, "sent_after_open", MCTSConfig(simulations=30, searches=3, proofs=1,
+                                                           max_executions=150))
+    assert r.verdict == VERIFIED
+    assert r.proof.method == "induction" and r.size <= 8
+    assert check_proof(theory, lem, r.proof).ok

@@ -20,6 +20,7 @@ leave ``analysis incomplete``.
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 from quietrl.proofsearch.constraints import close_open_chains, ku_exhaustive
 from quietrl.proofsearch.oracle import Oracle
@@ -106,7 +107,12 @@ def prove(theory: Theory, lemma: Lemma, max_steps: int = 2000, heuristic: str = 
     depth = 4 if bound is None else min(4, bound)
     while True:
         ctx.bound, ctx.hit_bound = depth, False
-        root = _search(start, ctx, 0)
+        try:
+            root = _search(start, ctx, 0)
+        except RecursionError:  # the proof itself nests beyond the recursion limit (steps nest: DepthLimit)
+            return ProofResult(lemma.name, lemma.trace_quantifier, INCOMPLETE, 0, ProofNode(start, leaf="sorry"),
+                               f"proof nested beyond the engine's depth limit (Python's recursion limit "
+                               f"{sys.getrecursionlimit()})", executions=max_steps - ctx.budget)
         if ctx.trace is not None or not ctx.hit_bound or ctx.budget <= 0:
             break
         if bound is not None and depth >= bound:

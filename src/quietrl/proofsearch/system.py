@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 
 from quietrl.proofsearch import canonical
 from quietrl.proofsearch.constraints import Constraints, goal_kind, simplify
@@ -226,10 +227,25 @@ def _induction(state: System) -> list[tuple[str, System]]:
                                                     **base))]
 
 
+class DepthLimit(NotImplementedError):
+    """A step whose terms (or the caller's proof) nest deeper than Python's recursion limit lets the engine
+    follow, e.g. a counter h(h(...)) unfolded a few hundred times: the step does not execute, as an
+    unsupported one (callers report the branch incomplete instead of crashing)."""
+
+
 def apply(state: System, method: Method) -> list[tuple[str, System]]:
-    """Execute ``method`` on ``state`` (see the module docstring for what executes today)."""
+    """Execute ``method`` on ``state`` (see the module docstring for what executes today). Raises
+    :class:`DepthLimit` (a ``NotImplementedError``) where the step nests beyond the recursion limit."""
     if method not in methods(state):
         raise ValueError(f"method {method.text()} is not offered by this system")
+    try:
+        return _apply(state, method)
+    except RecursionError:
+        raise DepthLimit(f"terms nested beyond the engine's depth limit (Python's recursion limit "
+                         f"{sys.getrecursionlimit()})") from None
+
+
+def _apply(state: System, method: Method) -> list[tuple[str, System]]:
     if method.kind == "simplify":
         if state.theory is None:
             raise ValueError("this system was not built by initial_system (it carries no theory)")
