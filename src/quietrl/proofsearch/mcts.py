@@ -355,7 +355,13 @@ class SearchStats:
 
 
 class Search:
-    """One AND/OR MCTS tree over ``problem`` (a fresh tree per search; ``cache`` outlives it)."""
+    """One AND/OR MCTS tree over ``problem`` (a fresh tree per search; ``cache`` outlives it).
+
+    :func:`search_lemma` builds one per search and sets the per-search switches: ``scout`` (before the
+    lemma's first proof: the ``scout_*`` settings, the visit floor, the network only where stuck),
+    ``scout_floor`` (``scout_fpu_from``) and ``depth_cap`` (trace scouting's iterative-deepening bound,
+    ``4 · 2^(n−1)`` in search n). A tree built directly with the defaults is a search after the first proof:
+    no scouting, no visit floor, no depth cap."""
 
     def __init__(self, problem: Problem, cfg: MCTSConfig, cache: StepCache, evaluator: Evaluator | None = None,
                  listener: Callable[[OrNode], None] | None = None, rng: np.random.Generator | None = None,
