@@ -84,10 +84,17 @@ def solver_study(max_steps: int, cpu_s: float | None = None) -> list[dict[str, A
     each step costs more than the last (hard_session_counter's loop without induction)."""
     from quietrl.proofsearch.evaluate import _cpu_limited, _CPULimit
 
+    def record(name: str, r) -> dict[str, Any]:
+        return {"theory": name, "lemma": r.lemma, "kind": r.kind, "verdict": r.verdict, "steps": r.steps,
+                "reason": r.reason, "trace_len": len(r.trace)}
+
     records = []
     for name in example_names():
         theory = parse_file(example_path(name))
-        for lem in theory.lemmas:
+        if cpu_s is None:  # no stop: one pass per theory, each assumed [reuse] lemma proved once
+            records += [record(name, r) for r in prove_all(theory, max_steps=max_steps)]
+            continue
+        for lem in theory.lemmas:  # a stop per lemma: each lemma on its own (its [reuse] lemmas proved again)
             try:
                 r = _cpu_limited(lambda: prove_all(theory, [lem.name], max_steps=max_steps), cpu_s)[0]
             except _CPULimit:
@@ -95,8 +102,7 @@ def solver_study(max_steps: int, cpu_s: float | None = None) -> list[dict[str, A
                                 "verdict": INCOMPLETE, "steps": None, "reason": f"stopped at {cpu_s:g} CPU-s",
                                 "trace_len": 0})
                 continue
-            records.append({"theory": name, "lemma": r.lemma, "kind": r.kind, "verdict": r.verdict,
-                            "steps": r.steps, "reason": r.reason, "trace_len": len(r.trace)})
+            records.append(record(name, r))
     return records
 
 
