@@ -93,7 +93,8 @@ def test_variant_made_reducible_by_an_equation_dies_in_the_step(protocols):
                                        ("loops/Minimal_Loop_Example.spthy", "Stop_unique"),
                                        ("csf12/KAS1.spthy", "KAS1_key_secrecy"),
                                        ("loops/Minimal_Loop_Example.spthy", "Loop_before_Stop"),
-                                       ("loops/Minimal_Create_Use_Destroy.spthy", "Destroy_charn")])
+                                       ("loops/Minimal_Create_Use_Destroy.spthy", "Destroy_charn"),
+                                       ("classic/NSLPK3_untagged.spthy", "nonce_secrecy")])
 def test_whole_proofs_agree_with_tamarin(protocols, rel, lemma):
     # NSPK3 types: induction, last(#i) decided by the ordering, a KU of an open chain's variable before
     # its sender closing as cyclic; the others: induction and sources on small loops. Stop_unique needs the
@@ -103,6 +104,9 @@ def test_whole_proofs_agree_with_tamarin(protocols, rel, lemma):
     # ordering's route (Start's single A(~n) feeds Stop, so a Loop node with ~n comes after that Stop), added
     # before the hypothesis is evaluated, closes a leaf "from formulas", not as a cycle. Destroy_charn:
     # #i = #j between time points decided by the ordering (false when #i < #j), not merged into a cycle.
+    # NSLPK3_untagged: its [sources, reuse] lemma refines a source and is then instantiated afresh on the
+    # source's nodes (Tamarin's removeFormulas drops the source's case splits, solved or not), so R_1's
+    # source case shows the lemma's disjunction unsplit; the context's own instances and splits stay.
     _agreeing_walk(protocols, rel, lemma)
 
 

@@ -1266,15 +1266,16 @@ def instantiate_at(theory: Theory, cs: Constraints, universals: Iterable[Formula
     return _finish(w)
 
 
-def forget_formulas(cs: Constraints, universals: frozenset[Formula],
-                    goals: Iterable[GoalT] = ()) -> Constraints:
-    """``cs`` without the instance records of ``universals`` and without the given open ``goals`` (dropping
-    constraints only enlarges the set of solutions, so closures stay sound)."""
+def forget_formulas(cs: Constraints, universals: frozenset[Formula], goals: Iterable[GoalT] = (),
+                    keep: frozenset = frozenset(), first_age: int = 0) -> Constraints:
+    """``cs`` without the instance records of ``universals`` (except those in ``keep``) and without the given
+    ``goals`` created at age ``first_age`` or later, solved or not (dropping constraints only enlarges the
+    set of solutions, so closures stay sound)."""
     drop = set(goals)
     return dataclasses.replace(
-        cs, solved_formulas=tuple(k for k in cs.solved_formulas
-                                  if not (isinstance(k, Conn) and k.op == "&" and k.left in universals)),
-        goals=tuple(e for e in cs.goals if e[2] or e[0] not in drop), _used=None)
+        cs, solved_formulas=tuple(k for k in cs.solved_formulas if k in keep
+                                  or not (isinstance(k, Conn) and k.op == "&" and k.left in universals)),
+        goals=tuple(e for e in cs.goals if e[0] not in drop or e[1] < first_age), _used=None)
 
 
 def resimplify(theory: Theory, cs: Constraints) -> Constraints | None:

@@ -188,11 +188,13 @@ def refinement_formulas(theory: Theory, lemma_name: str) -> frozenset[Formula]:
     return frozenset(out)
 
 
-def _refinement_disjunctions(cs: Constraints, refine: frozenset[Formula]) -> set[DisjGoal]:
-    """Disjunction goals created by instances of the refining ``[sources]`` universals."""
+def _refinement_disjunctions(cs: Constraints, refine: frozenset[Formula],
+                             skip: frozenset = frozenset()) -> set[DisjGoal]:
+    """Disjunction goals created by instances of the refining ``[sources]`` universals (except the
+    instances in ``skip``)."""
     out: set[DisjGoal] = set()
     for key in cs.solved_formulas:
-        if not (isinstance(key, Conn) and key.op == "&" and key.left in refine):
+        if key in skip or not (isinstance(key, Conn) and key.op == "&" and key.left in refine):
             continue
         for part in conjuncts(key.right):
             if isinstance(part, Conn) and part.op == "|":
@@ -306,7 +308,10 @@ def saturate(theory: Theory, cs: Constraints, first_age: int, limits: SourceLimi
     done = [c for c in done if c.contradiction is None]
     if refine:
         # As Tamarin's refined sources: the assumed lemmas and their unsolved case splits leave the case.
-        done = [forget_formulas(c, refine, _refinement_disjunctions(c, refine)) for c in done]
+        # Only what the source step added goes: the context's instances and their case splits stay.
+        keep = frozenset(before.solved_formulas) if before is not None else frozenset()
+        done = [forget_formulas(c, refine, _refinement_disjunctions(c, refine, keep), keep, first_age)
+                for c in done]
         if any(f in refine for f in cs.formulas):
             # A refining lemma that is also [reuse] is a formula of the proof itself: once the source is
             # conjoined, S_∀ instantiates it on the source's nodes again (its disjunctions become goals).
