@@ -147,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
                          "rank and the default leaf value lead until the first proof, as MCTS, and the network "
                          "orders the untried methods only at nodes past --scout-fpu-visits visits: "
                          "MCTSConfig.scout_net_when_stuck)")
+    ap.add_argument("--scout-net-from", type=int, default=None,
+                    help="MCTS + network: before a lemma's first proof the network leads from this search on "
+                         "(MCTSConfig.scout_net_from; default: only at stalled nodes until the first proof)")
+    ap.add_argument("--scout-net-every", type=int, default=1,
+                    help="with --scout-net-from: the network leads every this many searches from there on, the "
+                         "searches between follow the rank (MCTSConfig.scout_net_every)")
     ap.add_argument("--residual-policy", action="store_true",
                     help="train the ranker's policy on top of the rank prior (ExpertConfig.rank_prior = "
                          "MCTSConfig.rank_lambda): it learns the residual of the engine's ranking")
@@ -169,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                           net_value=not args.no_net_value,
                           scout_net_value=False if args.scout_no_net_value else None,
                           scout_trace_dfs=not args.no_scout_trace_dfs,
-                          scout_net_when_stuck=not args.no_scout_net_when_stuck)
+                          scout_net_when_stuck=not args.no_scout_net_when_stuck,
+                          scout_net_from=args.scout_net_from, scout_net_every=args.scout_net_every)
     except ConfigError as e:
         ap.error(str(e))
     if args.quick:
@@ -204,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# MCTS: fpu_floor {mcts.fpu_floor} ({where}), improve {mcts.improve}, scout_top_n {mcts.scout_top_n}, "
           f"net_value {mcts.net_value} (before the first proof {mcts.scout_net_value}); rank lambda with a "
           f"network {cfg.net_rank_lambda} (before the first proof {cfg.net_scout_rank_lambda}), scout_trace_dfs "
-          f"{mcts.scout_trace_dfs}, scout_net_when_stuck {mcts.scout_net_when_stuck}; ranker rank_prior "
+          f"{mcts.scout_trace_dfs}, scout_net_when_stuck {mcts.scout_net_when_stuck} (network leads from search "
+          f"{mcts.scout_net_from}, every {mcts.scout_net_every}); ranker rank_prior "
           f"{cfg.expert.rank_prior}, "
           f"tie_goalless {cfg.expert.tie_goalless}", flush=True)
     t0 = time.perf_counter()

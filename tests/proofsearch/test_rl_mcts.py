@@ -446,11 +446,11 @@ def test_scout_net_when_stuck_follows_the_rank_until_a_node_passes_the_visit_flo
         asked.append(state)
         return np.arange(len(ms), dtype=float)[::-1] * -3.0, -50.0
 
-    def run(evaluator=None, stuck=True, scout=True, sims=150):
+    def run(evaluator=None, stuck=True, scout=True, sims=150, scout_net=False):
         cfg = MCTSConfig(rank_lambda=0.5, expand_top_n=1, fpu_floor=-5.0, scout_fpu_visits=12,
                          scout_net_when_stuck=stuck)
         problem = Toy(tree)
-        search = Search(problem, cfg, StepCache(), evaluator, scout=scout)
+        search = Search(problem, cfg, StepCache(), evaluator, scout=scout, scout_net=scout_net)
         for n in range(1, sims):
             search.simulate()
             if search.root.proved:
@@ -467,11 +467,16 @@ def test_scout_net_when_stuck_follows_the_rank_until_a_node_passes_the_visit_flo
     assert [m for _, m in stuck_problem.calls if m != "n"] == ["a", "c"]
     assert [m for _, m in mcts_problem.calls if m != "n"][:3] == ["a", "b", "c"]
     assert stuck_n is not None and (mcts_n is None or stuck_n < mcts_n)
-    # off, or after the first proof: the network leads from the first expansion
+    # off, after the first proof, or in a search from scout_net_from on: the network leads from the first
+    # expansion
     asked.clear()
-    for kw in ({"stuck": False}, {"scout": False}):
+    for kw in ({"stuck": False}, {"scout": False}, {"scout_net": True}):
         search, problem, n = run(evaluator, **kw)
         assert n == 1 and problem.calls == [("R", "c")] and search.root.v_net == -50.0
+    with pytest.raises(ConfigError, match="scout_net_from"):
+        MCTSConfig(scout_net_from=0)
+    with pytest.raises(ConfigError, match="scout_net_every"):
+        MCTSConfig(scout_net_from=3, scout_net_every=0)
 
 
 def test_net_value_off_uses_the_default_leaf_value():

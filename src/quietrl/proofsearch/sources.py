@@ -307,7 +307,7 @@ def saturate(theory: Theory, cs: Constraints, first_age: int, limits: SourceLimi
     dead.extend(c for c in done if c.contradiction is not None)
     done = [c for c in done if c.contradiction is None]
     if refine:
-        # As Tamarin's refined sources: the assumed lemmas and their unsolved case splits leave the case.
+        # As Tamarin's refined sources: the assumed lemmas and their case splits, solved or not, leave the case.
         # Only what the source step added goes: the context's instances and their case splits stay.
         keep = frozenset(before.solved_formulas) if before is not None else frozenset()
         done = [forget_formulas(c, refine, _refinement_disjunctions(c, refine, keep), keep, first_age)
