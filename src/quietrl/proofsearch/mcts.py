@@ -378,8 +378,9 @@ class Search:
     :func:`search_lemma` builds one per search and sets the per-search switches: ``scout`` (before the
     lemma's first proof: the ``scout_*`` settings, the visit floor, the network only where stuck),
     ``scout_floor`` (``scout_fpu_from``), ``depth_cap`` (trace scouting's iterative-deepening bound,
-    ``4 · 2^(n−1)`` in search n) and ``scout_net`` (``scout_net_from``: the network leads while scouting). A tree built directly with the defaults is a search after the first proof:
-    no scouting, no visit floor, no depth cap."""
+    ``4 · 2^(n−1)`` in search n) and ``scout_net`` (``scout_net_from``: the network leads while scouting).
+    A tree built directly with the defaults is a search after the first proof: no scouting, no visit floor,
+    no depth cap."""
 
     def __init__(self, problem: Problem, cfg: MCTSConfig, cache: StepCache, evaluator: Evaluator | None = None,
                  listener: Callable[[OrNode], None] | None = None, rng: np.random.Generator | None = None,
