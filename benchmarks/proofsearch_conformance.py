@@ -5,8 +5,10 @@ parsed lemma of the same kind; the in-process parse time per theory (median of -
 the verdict, proof size and in-process time (parse + prove) of the solver within --max-steps (lemmas it
 cannot settle within the budget end "analysis incomplete"). Time ratios use
 ``tamarin_wall_s`` (whole process, another machine: indicative only), over correct verdicts only.
-``--check`` exits 1 on a parse or lemma-table mismatch or on any settled verdict that differs from
-Tamarin's in the acceptance set (the --auto-sources rows are reported only).
+``--check`` exits 1 on a parse or lemma-table mismatch, or when a lemma of the acceptance set (the
+--auto-sources rows are reported only) gets a verdict other than Tamarin's, stays incomplete within the
+budget, has a proof that the proof checker rejects, or a trace that the replayer refuses or that does not
+settle the lemma.
 
 Modes (``--mode``): ``verdicts`` (above, the default, what ``--check`` judges), ``guided`` (*guided replay*:
 for every lemma with a proof in ../shared/protocols/proofs/, follow Tamarin's printed goal at every step and
@@ -35,6 +37,7 @@ from quietrl.core.errors import UserError
 from quietrl.proofsearch import parse_file
 from quietrl.proofsearch import terms as T
 from quietrl.proofsearch.prover import INCOMPLETE, prove_all
+from quietrl.proofsearch.types import EXISTS_TRACE
 from quietrl.proofsearch.variants import rule_variants
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -47,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=400,
                     help="solver step budget per lemma (KAS2_original's proof needs 315 steps)")
     ap.add_argument("--check", action="store_true",
-                    help="exit 1 on a parse failure, lemma-table mismatch or wrong verdict")
+                    help="exit 1 on a parse failure, a lemma-table mismatch, a wrong verdict, an acceptance lemma "
+                         "left incomplete, or a proof that fails the checker or a trace the replayer refuses")
     ap.add_argument("--mode", choices=["verdicts", "guided", "unguided", "all"], default="verdicts")
     ap.add_argument("--only", default="", help="only theories whose path contains this text")
     ap.add_argument("--acceptance-only", action="store_true",
@@ -118,8 +122,11 @@ def main(argv: list[str] | None = None) -> int:
             if r is None:
                 continue
             acceptance = row["flags"] != "--auto-sources"
+            if acceptance:
+                problems += [f"{theory}: {row['lemma']}: {p}" for p in _confirm(th, r, args.max_steps)]
             lemma_s = None
-            if r.verdict != INCOMPLETE and not args.no_timing:  # time this lemma alone: parse + prove (its helpers included)
+            # time this lemma alone: parse + prove (its helpers included)
+            if r.verdict != INCOMPLETE and not args.no_timing:
                 t1 = time.perf_counter()
                 prove_all(parse_file(path), [row["lemma"]], max_steps=args.max_steps)
                 lemma_s = time.perf_counter() - t1
@@ -156,6 +163,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.check and problems:
         return 1
     return 0
+
+
+def _confirm(theory, r, budget: int) -> list[str]:
+    """What is wrong with a result of the acceptance set: incomplete within ``budget`` steps (the issue wants
+    Tamarin's verdict on every lemma), a closed proof the proof checker rejects, a trace the replayer refuses
+    or on which the lemma's formula does not evaluate as the verdict says."""
+    from quietrl.proofsearch.proofcheck import check_proof
+    from quietrl.proofsearch.replay import holds, replay
+
+    if r.verdict == INCOMPLETE:
+        return [f"analysis incomplete within {budget} steps ({r.reason or 'budget'})"]
+    rep = check_proof(theory, r.lemma, r.tree)
+    out = [f"proof checker: {p}" for p in rep.problems[:3]]
+    if r.trace:
+        lem = theory.lemma(r.lemma)
+        if not replay(theory, list(r.trace)).ok:
+            out.append("the trace replayer refuses the found trace")
+        elif holds(theory, list(r.trace), lem.formula) != (lem.trace_quantifier == EXISTS_TRACE):
+            out.append("the lemma's formula does not evaluate on the trace as the verdict says")
+    return out
 
 
 # ---------------------------------------------------------------- step-by-step comparison with Tamarin

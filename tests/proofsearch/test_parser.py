@@ -185,15 +185,40 @@ def _err(text: str) -> str:
 
 def test_syntax_error_has_file_line_col():
     msg = _err("theory T begin\nrule A: [ Fr(~k) ] -> [ ]\nend")
-    assert msg.startswith("m.spthy:2:20: syntax error")
+    # Only what can follow a rule's premises, not the top-level keywords LALR state merging adds to the table row.
+    assert msg == "m.spthy:2:20: syntax error: unexpected '-' (expected one of '-->', '--[')"
+
+
+def test_syntax_error_expected_set_is_what_the_parser_accepts_there():
+    assert _err("theory T begin\nfoo\nend") == (
+        "m.spthy:2:1: syntax error: unexpected 'foo' (expected one of 'axiom', 'builtins', 'end', 'equations', "
+        "'functions', 'heuristic', 'lemma', 'restriction', 'rule')")
+    assert _err("theory T begin\nrule A: [ Fr(~k) ] --> [ Out(~k)\nend") == \
+        "m.spthy:3:1: syntax error: unexpected 'end' (expected one of ',', '[', ']')"
+    msg = _err('theory T begin\nlemma l: "All x #i. A(x) @ i ==> x"\nend')
+    assert msg == "m.spthy:2:35: syntax error: unexpected '\"' (expected one of '<', '=', '@')"
+
+
+def test_syntax_error_other_lark_error_is_one_line():
+    import lark
+
+    from quietrl.proofsearch.parser import _Ctx, _syntax_error
+
+    err = _syntax_error(_Ctx("m.spthy"), lark.exceptions.LarkError("boom\ndetails"))
+    assert isinstance(err, UserError) and str(err) == "m.spthy:0:0: syntax error: boom"
 
 
 def test_unexpected_character():
-    assert _err("theory T begin\nrule A: [ Fr(~k) ] --> [ Out(~k ? 1) ]\nend").startswith("m.spthy:2:33: syntax error: unexpected character")
+    assert _err("theory T begin\nrule A: [ Fr(~k) ] --> [ Out(~k ? 1) ]\nend") == \
+        "m.spthy:2:33: syntax error: unexpected character '?' (expected one of ')', ',')"
 
 
 def test_missing_end():
-    assert "unexpected end of file" in _err("theory T begin\nrule A: [ Fr(~k) ] --> [ ]\n")
+    # Reported just after the last token (where `end` is missing), past trailing blank lines and comments.
+    msg = _err("theory T begin\nrule A: [ Fr(~k) ] --> [ ]\n\n// trailing comment\n")
+    assert msg == "m.spthy:2:27: unexpected end of file (missing 'end'?)"
+    assert _err("theory T begin") == "m.spthy:1:15: unexpected end of file (missing 'end'?)"
+    assert _err("") == "m.spthy:1:1: unexpected end of file (missing 'end'?)"
 
 
 @pytest.mark.parametrize("builtin", ["diffie-hellman", "bilinear-pairing", "xor", "multiset", "natural-numbers"])
@@ -204,7 +229,8 @@ def test_unsupported_builtins_are_rejected_with_location(builtin):
 
 
 def test_unknown_builtin():
-    assert "unknown builtin 'hashes'" in _err("theory T begin\nbuiltins: hashes\nend")
+    assert _err("theory T begin\nbuiltins: hashes\nend").startswith("m.spthy:2:11: unknown builtin 'hashes'; "
+                                                                    "supported: asymmetric-encryption, hashing,")
 
 
 def test_dh_operator_is_named():
@@ -224,11 +250,12 @@ def test_fact_with_two_arities():
 
 def test_fact_arity_across_rules_and_formulas():
     msg = _err(BASE + 'lemma l: "All x #i. Got(x) @ i ==> F"\nend')
-    assert "fact Got used with arity 1 here and arity 2" in msg
+    assert msg == "m.spthy:5:21: fact Got used with arity 1 here and arity 2 at 3:31"
 
 
 def test_reserved_fact_arity():
-    assert "fact Fr must have arity 1" in _err("theory T begin\nrule A: [ Fr(~k, ~l) ] --> [ ]\nend")
+    assert _err("theory T begin\nrule A: [ Fr(~k, ~l) ] --> [ ]\nend") == \
+        "m.spthy:2:11: fact Fr must have arity 1, used with 2 argument(s)"
 
 
 def test_undeclared_function_and_wrong_arity():
@@ -241,22 +268,71 @@ def test_undeclared_function_and_wrong_arity():
 def test_non_subterm_convergent_equation():
     msg = _err("theory T begin\nfunctions: f/1, g/1\nequations: f(x) = g(x)\nend")
     assert msg.startswith("m.spthy:3:12: equation f(x) = g(x) is not subterm-convergent")
-    assert "not in the left-hand side" in _err("theory T begin\nfunctions: f/1\nequations: f(x) = y\nend")
+    assert _err("theory T begin\nfunctions: f/1\nequations: f(x) = y\nend") == \
+        "m.spthy:3:12: equation f(x) = y: right-hand side variable(s) y not in the left-hand side"
 
 
 def test_convergent_attribute_rejected():
-    assert "[convergent]" in _err("theory T begin\nfunctions: f/1\nequations [convergent]: f(x) = x\nend")
+    assert _err("theory T begin\nfunctions: f/1\nequations [convergent]: f(x) = x\nend") == \
+        "m.spthy:3:11: unsupported: [convergent] equations (only subterm-convergent equations are supported)"
+
+
+def test_unsupported_equation_attribute():
+    assert _err("theory T begin\nfunctions: f/1\nequations [foo]: f(x) = x\nend") == \
+        "m.spthy:3:11: unsupported equation attribute [foo]"
+
+
+@pytest.mark.parametrize("lhs", ["x", "<x, x>"])
+def test_equation_lhs_must_be_a_function_application(lhs):
+    assert _err(f"theory T begin\nfunctions: f/1\nequations: {lhs} = x\nend") == \
+        f"m.spthy:3:12: equation {lhs} = x: the left-hand side must be a function application"
+
+
+def test_names_not_allowed_in_equations():
+    assert _err("theory T begin\nfunctions: f/2\nequations: f(x, 'c') = x\nend") == \
+        "m.spthy:3:12: equation f(x, 'c') = x: names are not allowed in equations"
+
+
+def test_function_declared_with_two_arities():
+    assert _err("theory T begin\nfunctions: f/1, f/2\nend") == \
+        "m.spthy:2:17: function symbol f declared with arity 2 and 1"
+    # A builtin's symbols clash with user declarations too (reported at the builtin).
+    assert _err("theory T begin\nfunctions: pk/2\nbuiltins: asymmetric-encryption\nend") == \
+        "m.spthy:3:11: function symbol pk declared with arity 1 and 2"
+
+
+def test_pair_is_reserved():
+    assert _err("theory T begin\nfunctions: pair/2\nend") == "m.spthy:2:12: 'pair' is a reserved function symbol"
 
 
 def test_unguarded_formula():
     msg = _err(BASE + 'lemma l: "All x #i. x = x ==> F"\nend')
     assert "unguarded variable(s) x, #i" in msg and msg.startswith("m.spthy:5:11:")
-    assert "unguarded formula" in _err(BASE + 'lemma l: "All x k #i. Got(x, k) @ i & F"\nend')
+    assert _err(BASE + 'lemma l: "All x k #i. Got(x, k) @ i & F"\nend').startswith(
+        "m.spthy:5:11: lemma l: unguarded formula: the body of a universal quantifier must be an implication")
 
 
 def test_unbound_variable_in_lemma():
-    assert "lemma l: unbound variable y" in _err(BASE + 'lemma l: "All x k #i. Got(x, k) @ i ==> x = y"\nend')
-    assert "unbound temporal variable #j" in _err(BASE + 'lemma l: "All x k #i. Got(x, k) @ i ==> i < j"\nend')
+    assert _err(BASE + 'lemma l: "All x k #i. Got(x, k) @ i ==> x = y"\nend') == \
+        "m.spthy:5:41: lemma l: unbound variable y"
+    assert _err(BASE + 'lemma l: "All x k #i. Got(x, k) @ i ==> i < j"\nend') == \
+        "m.spthy:5:41: lemma l: unbound temporal variable #j"
+
+
+def test_expected_a_fact_before_at():
+    assert _err(BASE + 'lemma l: "All x k #i. <x, k> @ i ==> F"\nend') == \
+        "m.spthy:5:23: lemma l: expected a fact before '@'"
+
+
+def test_expected_a_temporal_variable():
+    assert _err(BASE + 'restriction r: "All x k #i. Got(x, k) @ h(x) ==> F"\nend') == \
+        "m.spthy:5:29: restriction r: expected a temporal variable, found h"
+
+
+@pytest.mark.parametrize("attr", ["left", "right", "diffEquivLemma"])
+def test_observational_equivalence_lemma_attributes(attr):
+    assert _err(BASE + f'lemma l [{attr}]: "All x k #i. Got(x, k) @ i ==> F"\nend') == \
+        f"m.spthy:5:7: unsupported lemma attribute [{attr}] (observational equivalence)"
 
 
 def test_fresh_variable_without_fr():
@@ -266,8 +342,12 @@ def test_fresh_variable_without_fr():
 
 
 def test_duplicate_names():
-    assert "duplicate rule name A (first at 2:6)" in _err(
-        "theory T begin\nrule A: [ ] --> [ ]\nrule A: [ ] --> [ ]\nend")
+    assert _err("theory T begin\nrule A: [ ] --> [ ]\nrule A: [ ] --> [ ]\nend") == \
+        "m.spthy:3:6: duplicate rule name A (first at 2:6)"
+    assert _err('theory T begin\nrestriction r: "F"\naxiom r: "F"\nend') == \
+        "m.spthy:3:7: duplicate restriction name r (first at 2:13)"
+    assert _err('theory T begin\nlemma l: "F"\nlemma l: "F"\nend') == \
+        "m.spthy:3:7: duplicate lemma name l (first at 2:7)"
 
 
 def test_warnings_stay_warnings():
@@ -278,9 +358,52 @@ def test_warnings_stay_warnings():
     assert all(w.startswith("w.spthy:") and ": warning: " in w for w in th.warnings)
 
 
+def test_rule_wellformedness_warnings():
+    th = parse_theory("theory T begin\nrule A: [ Out(x), !Fr(~k) ] --[ In(x) ]-> [ Fr(~k), S(x, $x) ]\nend", "w.spthy")
+    assert set(th.warnings) == {
+        "w.spthy:2:45: warning: fact Fr used both as persistent (!) and linear fact",
+        "w.spthy:2:11: warning: rule A: fact Out in a premise",
+        "w.spthy:2:45: warning: rule A: fact Fr in a conclusion",
+        "w.spthy:2:33: warning: rule A: fact In as an action",
+        "w.spthy:2:20: warning: rule A: builtin fact Fr cannot be persistent",
+        "w.spthy:2:6: warning: rule A: variable x used with several sorts (msg, pub)",
+    }
+
+
+def test_unknown_attributes_are_warnings_not_errors(tmp_path):
+    """Unknown lemma and function attributes parse; the warning is in Theory.warnings, and the CLI prints it."""
+    th = parse_theory(BASE + 'lemma l [weird]: "All x k #i. Got(x, k) @ i ==> F"\nend', "w.spthy")
+    assert th.lemma("l") is not None
+    assert th.warnings == ("w.spthy:5:7: warning: lemma l: ignoring unknown attribute [weird]",)
+    th = parse_theory("theory T begin\nfunctions: f/1 [weird]\nend", "w.spthy")
+    assert th.signature.fun("f").arity == 1
+    assert th.warnings == ("w.spthy:2:12: warning: ignoring unknown function attribute [weird]",)
+    from click.testing import CliRunner
+
+    from quietrl.proofsearch.cli import cli
+
+    f = tmp_path / "w.spthy"
+    f.write_text("theory T begin\nfunctions: f/1 [weird]\nend\n", encoding="utf-8")
+    r = CliRunner().invoke(cli, ["parse", str(f)])
+    assert r.exit_code == 0, r.output
+    assert r.stderr == f"{f}:2:12: warning: ignoring unknown function attribute [weird]\n"
+
+
 def test_missing_file():
-    with pytest.raises(UserError, match="no such file"):
+    with pytest.raises(UserError) as ei:
         parse_file("/nonexistent/x.spthy")
+    assert str(ei.value) == "/nonexistent/x.spthy: no such file"
+
+
+def test_unreadable_file(tmp_path):
+    bad = tmp_path / "latin1.spthy"
+    bad.write_bytes(b"theory T begin // caf\xe9\nend\n")
+    with pytest.raises(UserError) as ei:
+        parse_file(bad)
+    assert str(ei.value) == f"{bad}: cannot read file (UnicodeDecodeError)"
+    with pytest.raises(UserError) as ei:
+        parse_file(tmp_path)
+    assert str(ei.value) == f"{tmp_path}: cannot read file (IsADirectoryError)"
 
 
 def test_bundled_examples_parse_without_warnings():

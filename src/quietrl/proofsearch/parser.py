@@ -559,7 +559,40 @@ def _conjuncts(f: Formula) -> list[Formula]:
 # ---------------------------------------------------------------- entry points
 
 
-def _syntax_error(ctx: _Ctx, e: lark.exceptions.LarkError) -> UserError:
+@functools.lru_cache(maxsize=1)
+def _terminal_texts() -> dict[str, str]:
+    """Terminal name -> how the user writes it: ``'-->'`` for a fixed string (lark names it ``__ANON_0``), else NAME."""
+    out = {}
+    for t in _parser().terminals:
+        if isinstance(t.pattern, lark.lexer.PatternStr):
+            out[t.name] = repr(t.pattern.value)
+        else:
+            out[t.name] = t.name
+    return out
+
+
+def _expected(e: lark.exceptions.UnexpectedInput, ip) -> str:
+    """The tokens the parser could take at the error, as the user writes them (at most 24, then '...')."""
+    # The parse-table row behind e.expected (and the contextual lexer's e.allowed) is too wide: LALR merges the
+    # states after both fact lists of a rule, so after the premises it also lists the top-level keywords that
+    # could only follow the conclusions. accepts() feeds each candidate to a copy of the parser and keeps the
+    # ones that really advance it. The parse stopped at the error, so the copy sees the state at the bad token
+    # (after any reductions that token triggered, as lark's own expected set does).
+    try:
+        names = set(ip.accepts()) if ip is not None else set()
+    except (lark.exceptions.LarkError, KeyError):
+        names = set()
+    names = names or set(getattr(e, "expected", None) or getattr(e, "allowed", None) or ())
+    texts = _terminal_texts()
+    shown = sorted({texts.get(n, n) for n in names if n != "$END"})
+    if not shown:
+        return ""
+    more = ", ..." if len(shown) > 24 else ""
+    return f" (expected one of {', '.join(shown[:24])}{more})"
+
+
+def _syntax_error(ctx: _Ctx, e: lark.exceptions.LarkError, ip=None) -> UserError:
+    """One-line UserError for a lark error; ``ip`` is the interactive parser that stopped there, if any."""
     line = getattr(e, "line", 0)
     col = getattr(e, "column", 0)
     pos = ctx.pos(line if isinstance(line, int) and line > 0 else 0, col if isinstance(col, int) and col > 0 else 0)
@@ -570,15 +603,26 @@ def _syntax_error(ctx: _Ctx, e: lark.exceptions.LarkError) -> UserError:
         what = UNSUPPORTED_KEYWORDS.get(str(tok))
         if what:
             return ctx.error(pos, f"unsupported construct: {what} ('{tok}')")
-        expected = sorted(e.expected)[:8]
-        return ctx.error(pos, f"syntax error: unexpected '{tok}' (expected one of {', '.join(expected)})")
+        return ctx.error(pos, f"syntax error: unexpected '{tok}'{_expected(e, ip)}")
     if isinstance(e, lark.exceptions.UnexpectedCharacters):
         ch = e.char
         if ch in "^*⊕+":
             return ctx.error(pos, f"unsupported operator '{ch}' (Diffie-Hellman, xor and multiset terms are "
                                   "not supported)")
-        return ctx.error(pos, f"syntax error: unexpected character {ch!r}")
+        return ctx.error(pos, f"syntax error: unexpected character {ch!r}{_expected(e, ip)}")
     return ctx.error(pos, f"syntax error: {str(e).splitlines()[0]}")
+
+
+def _eof_token(last: Token | None) -> Token:
+    """The end-of-file token, placed right after the last token (lark's ``feed_eof`` puts it at 1:1).
+
+    So a file missing its final ``end`` reports the line of its last token and the column just after it:
+    where ``end`` is missing, past any trailing blank lines and comments. An empty file reports 1:1.
+    """
+    if last is None or last.end_line is None or last.end_column is None:
+        return Token("$END", "", 0, 1, 1)
+    return Token("$END", "", last.end_pos, last.end_line, last.end_column, last.end_line, last.end_column,
+                 last.end_pos)
 
 
 def parse_theory(text: str, path: str = "<string>") -> Theory:
@@ -586,16 +630,16 @@ def parse_theory(text: str, path: str = "<string>") -> Theory:
     ctx = _Ctx(path)
     parser = _parser()
     ip = parser.parse_interactive(text)
+    last: Token | None = None
     try:
         for tok in ip.iter_parse():
+            last = tok
             if tok.type == "END":
                 ip.feed_token(tok)  # everything after the theory's `end` is ignored, never lexed
                 break
-        tree = ip.feed_eof()
-    except lark.exceptions.UnexpectedInput as e:
-        raise _syntax_error(ctx, e) from None
+        tree = ip.feed_token(_eof_token(last))
     except lark.exceptions.LarkError as e:
-        raise _syntax_error(ctx, e) from None
+        raise _syntax_error(ctx, e, ip) from None
 
     name_tok, *items, _end = tree.children
     chk = _Checker(ctx)
