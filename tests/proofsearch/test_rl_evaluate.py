@@ -54,6 +54,20 @@ def test_small_run_reports_only_checked_proofs():
     assert by["mcts"]["executions_to_first_proof"] >= 1
 
 
+def test_greedy_arms_report_only_proofs_that_pass_the_checker(monkeypatch):
+    """s and c re-check their proofs: a proof the checker rejects is not counted (not proved, no size), and the
+    record says why; the MCTS arm's own check (in search_lemma) is tested in test_rl_mcts."""
+    from quietrl.proofsearch import evaluate
+    from quietrl.proofsearch.proofcheck import CheckReport
+
+    monkeypatch.setattr(evaluate, "check_proof", lambda theory, lemma, tree: CheckReport(False, ["planted"]))
+    theory = parse_file(example_path("client_server"))
+    cfg = EvalConfig(arms=("s", "c"), min_budget_s=20.0, max_steps=200)
+    for r in evaluate_theory(theory, cfg, 0, ["key_secret"]):
+        assert not r["proved"] and r["size"] is None and r["verdict"] == "analysis incomplete"
+        assert r["check"] == "planted"
+
+
 def test_cli_evaluate_and_unknown_lemma(tmp_path):
     from quietrl.proofsearch.cli import cli
 

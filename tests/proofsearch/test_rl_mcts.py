@@ -146,6 +146,51 @@ def test_all_traces_mode_abandons_split_with_dead_case():
     assert search.root.trace and proof.method == "b" and proof.size() == 5
 
 
+# A three-case split whose cases need 2 methods each (a: 7 methods, depth 3) against a chain of 4 methods (b):
+# with the sum back-up (proof size) b is the better proof, value 1 - 4; with min (the longest branch) a is,
+# value 1 - 3.
+SPLIT_TREE = {
+    "R": [("a", [("A", "N1"), ("B", "N2"), ("C", "N3")]), ("b", [("", "M1")])],
+    "N1": [("x1", [("", "N1b")])], "N1b": [("x2", [("", "X1")])],
+    "N2": [("y1", [("", "N2b")])], "N2b": [("y2", [("", "X2")])],
+    "N3": [("z1", [("", "N3b")])], "N3b": [("z2", [("", "X3")])],
+    "M1": [("v1", [("", "M2")])], "M2": [("v2", [("", "M3")])], "M3": [("v3", [("", "X4")])],
+}
+
+
+@pytest.mark.parametrize("backup, want", [("sum", 1 - 4), ("min", 1 - 3)])
+def test_backup_values_reach_the_known_optimum(backup, want):
+    """After the root is proved the search improves (cfg.improve): once the small tree is explored, the backed-up
+    values are exact, the root's is 1 - (steps of the best proof under the back-up) and each method's is its
+    own best proof's."""
+    search = Search(Toy(SPLIT_TREE), MCTSConfig(rank_lambda=0.0, and_backup=backup), StepCache())
+    search.run(400, lambda: True)
+    assert search.improve and search.root.proved
+    assert search.root.value == pytest.approx(want)
+    a, b = (e.child for e in search.root.edges)
+    assert -1.0 + b.value == pytest.approx(1 - 4)
+    assert -1.0 + a.value == pytest.approx(1 - 7 if backup == "sum" else 1 - 3)
+
+
+def test_backup_exists_trace_split_values_its_best_live_case():
+    """Exists-trace: a split is an OR over its cases, a dead case drops out and the split's value is its most
+    promising live case's; all-traces: the same dead case fails the split."""
+    tree = {"R": [("a", [("A", "D1"), ("B", "N0"), ("C", "K0")])], "K0": [("k", [("", "K1")])]}
+    tree.update({f"N{i}": [(f"m{i}", [("", f"N{i + 1}")])] for i in range(12)})
+    tree.update({f"K{i}": [(f"k{i}", [("", f"K{i + 1}")])] for i in range(1, 12)})
+    search = Search(Toy(tree, exists=True), MCTSConfig(rank_lambda=0.0), StepCache())
+    for _ in range(6):
+        search.simulate()
+    a = search.root.edges[0].child
+    live = [c.value if n else 0.0 for (name, c), n in zip(a.cases, a.case_visits) if name != "A"]
+    assert not a.failed and a.cases[0][1].failed and len(set(live)) == 2  # two live cases, valued differently
+    assert a.value == pytest.approx(max(live))
+    search = Search(Toy(tree, exists=False), MCTSConfig(rank_lambda=0.0), StepCache())
+    for _ in range(6):
+        search.simulate()
+    assert search.root.edges[0].child.failed and search.root.failed
+
+
 def test_and_backup_min_and_sum():
     kids = []
     for i, v in enumerate((0.5, -2.0, -1.0)):
@@ -260,6 +305,25 @@ def test_engine_proof_is_checked_and_no_longer_than_greedy(client_server):
     assert check_proof(client_server, lem, r.proof).ok
     assert check_script(client_server, lem, r.script()).ok
     assert r.executions_to_first_proof is not None and r.executions_to_first_proof <= r.executions <= 80
+
+
+def test_a_proof_the_checker_rejects_is_never_reported(client_server, monkeypatch):
+    """The search reports only proofs that pass the engine's checker: with a checker that rejects everything the
+    same search that proves key_secret above reports no proof, the lemma stays incomplete, the rejections listed."""
+    from quietrl.proofsearch import mcts
+    from quietrl.proofsearch.proofcheck import CheckReport
+
+    seen = []
+
+    def reject(theory, lemma, proof):
+        seen.append(proof.size())
+        return CheckReport(False, ["planted rejection"])
+
+    monkeypatch.setattr(mcts, "check_proof", reject)
+    r = search_lemma(client_server, "key_secret", SMALL)
+    assert seen and r.verdict == INCOMPLETE and r.proof is None and r.size is None and not r.proved
+    assert r.executions_to_first_proof is None and r.proofs_found == 0
+    assert len(r.rejected) == len(seen) and all("planted rejection" in x for x in r.rejected)
 
 
 def test_engine_exists_trace_is_a_replayed_path(client_server):

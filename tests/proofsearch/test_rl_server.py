@@ -9,8 +9,17 @@ import pytest
 
 from quietrl.core.errors import ConfigError
 from quietrl.proofsearch import example_path, parse_file
+from quietrl.proofsearch.mcts import MCTSConfig
 from quietrl.proofsearch.prover import prove
-from quietrl.proofsearch.server import ProofClient, ProofServer, RemoteError, ServerConfig, greedy_walk
+from quietrl.proofsearch.server import (
+    ProofClient,
+    ProofServer,
+    RemoteError,
+    ServerConfig,
+    greedy_walk,
+    largest_first_search,
+    simulation_schedule,
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +30,7 @@ def theories():
 
 @pytest.fixture(scope="module")
 def server(theories):
-    with ProofServer(theories, ServerConfig(max_body=4096, max_simulations=50, max_executions=60)) as srv:
+    with ProofServer(theories, ServerConfig(max_body=4096, max_simulations=200, max_executions=60)) as srv:
         yield srv
 
 
@@ -42,6 +51,7 @@ def test_search_route_returns_a_checked_proof(server):
     client = ProofClient(server.url)
     r = client.search("client_server", "setup_reachable", simulations=20, max_executions=40)
     assert r["verdict"] == "verified" and "SOLVED" in r["script"]
+    assert r["simulations"] <= 200 and r["executions"] <= 40 and 1 <= r["searches"] <= 4
     assert client.check("client_server", "setup_reachable", r["script"])["ok"]
 
 
@@ -68,6 +78,28 @@ def test_bad_requests_get_4xx_and_the_server_survives(server):
         ("/search", {"theory": "client_server", "lemma": "key_secret", "max_executions": 10 ** 6}, 422, "cap"),
         ("/nowhere", {}, 404, "unknown route"),
     ]
+    search = {"theory": "client_server", "lemma": "key_secret", "simulations": 5, "max_executions": 10}
+    cases += [("/search", {**search, **bad}, 422, words) for bad, words in [
+        ({"seed": -1}, "seed=-1 outside"),
+        ({"seed": 2 ** 64}, "outside"),
+        ({"seed": 1.5}, "must be an integer"),
+        ({"seed": "7"}, "must be an integer"),
+        ({"seed": None}, "must be an integer"),
+        ({"simulations": 0}, "simulations=0 outside"),
+        ({"simulations": -3}, "outside"),
+        ({"simulations": 5.0}, "must be an integer"),
+        ({"simulations": True}, "must be an integer"),
+        ({"max_executions": 0}, "max_executions=0 outside"),
+        ({"max_executions": [10]}, "must be an integer"),
+        ({"searches": 0}, "searches=0 outside"),
+        ({"searches": 5}, "outside"),
+        ({"simulations": 60}, "cap of 200"),  # 60 + 90 + 135 + 203 simulations in all
+    ]]
+    cases += [
+        ("/search", {"theory": "client_server", "lemma": 3}, 422, "must be a str"),
+        ("/search", {"theory": "client_server", "lemma": "nope"}, 422, "unknown lemma"),
+        ("/apply", {"theory": "signed_key_exchange", "key": other["key"], "method": 1.5}, 422, "index or a method"),
+    ]
     for path, body, status, words in cases:
         got, msg = _raw(server.url, path, json.dumps(body).encode())
         assert got == status and words in msg["error"], (path, got, msg)
@@ -77,6 +109,10 @@ def test_bad_requests_get_4xx_and_the_server_survives(server):
     assert got == 400
     got, msg = _raw(server.url, "/initial", b"x" * 5000)
     assert got == 413 and "exceeds" in msg["error"]
+    got, msg = _raw(server.url, "/initial", b"[" * 4000)  # nested past the parser's recursion limit
+    assert got == 400 and "malformed JSON" in msg["error"]
+    r = client.search("client_server", "setup_reachable", simulations=5, max_executions=20, seed=7)
+    assert r["verdict"] == "verified"  # a valid search right after the bad ones
     root = client.initial("client_server", "key_secret")  # still serving
     cases = client.apply("client_server", root["key"], 0)
     assert [c["name"] for c in cases] == [""]
@@ -97,3 +133,43 @@ def test_token_required_for_remote_binds_and_checked(theories):
             ProofClient(srv.url).health()
         assert e.value.status == 401
         assert ProofClient(srv.url, "s3cret-token").initial("client_server", "key_secret")["methods"]
+
+
+def test_search_budget_bounds_the_whole_request(theories):
+    """max_simulations bounds the simulations of all of a request's searches together, max_executions its
+    engine executions (also inside the simulation that spends the last of them)."""
+    cap = 30
+    first = largest_first_search(MCTSConfig(), cap)
+    assert sum(simulation_schedule(MCTSConfig(simulations=first))) <= cap
+    assert sum(simulation_schedule(MCTSConfig(simulations=first + 1))) > cap
+    with ProofServer(theories, ServerConfig(max_simulations=cap, max_executions=25)) as srv:
+        client = ProofClient(srv.url)
+        r = client.search("client_server", "key_secret", simulations=first, max_executions=25)
+        assert r["verdict"] == "verified" and r["simulations"] <= cap and r["executions"] <= 25
+        r = client.search("client_server", "key_secret", simulations=cap, max_executions=25, searches=1)
+        assert r["searches"] == 1 and r["simulations"] <= cap
+        # MCTS checks its budget between simulations: here its last simulation would execute a 6th method
+        r = client.search("client_server", "key_secret", simulations=first, max_executions=5)
+        assert r["executions"] <= 5
+        body = b'{"theory": "client_server", "lemma": "key_secret", "seed": ' + b"9" * 4400 + b"}"
+        got, msg = _raw(srv.url, "/search", body)  # past Python's integer digit limit: a clear 400, no crash
+        assert got == 400 and "malformed JSON" in msg["error"]
+        for kwargs, words in [(dict(simulations=first + 1), f"simulations <= {first}"),
+                              (dict(simulations=cap + 1, searches=1), "cap"),
+                              (dict(simulations=first, max_executions=26), "cap")]:
+            with pytest.raises(RemoteError) as e:
+                client.search("client_server", "key_secret", **{"max_executions": 25, **kwargs})
+            assert e.value.status == 422 and words in e.value.message, e.value.message
+
+
+def test_default_bind_is_loopback(theories):
+    from quietrl.proofsearch.cli import serve_cmd
+
+    assert ServerConfig().host == "127.0.0.1"
+    with ProofServer(theories) as srv:
+        assert srv.httpd.server_address[0] == "127.0.0.1" and srv.url.startswith("http://127.0.0.1:")
+        assert ProofClient(srv.url).health()["ok"]
+    assert {p.name: p.default for p in serve_cmd.params}["host"] == "127.0.0.1"
+    for host in ("", "0.0.0.0", "::", "192.168.1.7"):  # every interface or a non-loopback one: token needed
+        with pytest.raises(ConfigError, match="token"):
+            ServerConfig(host=host)

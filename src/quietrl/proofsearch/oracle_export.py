@@ -11,8 +11,15 @@
 - ``directory/model/``: the ranker's parameters (``params.msgpack``) and configuration (``config.json``).
 
 The ranker process (``python -m quietrl.proofsearch.oracle_export serve DIR``) loads the model, listens on
-a port the OS picks, records it in ``directory/ranker.port`` and stops after ``idle_s`` seconds without a
-request. Its protocol is one JSON line each way: ``{"lemma", "goals": [...]}`` -> ``{"order": [...]}``.
+a port the OS picks, records it in ``directory/ranker.port`` (and its process id in ``directory/ranker.pid``)
+and stops after ``idle_s`` seconds without a request, removing the port, pid and lock files. Its protocol is
+one JSON line each way: ``{"lemma", "goals": [...]}`` -> ``{"order": [...]}``.
+
+Time: the engine gives an oracle call ``Oracle.timeout_s`` (120 s) and aborts the proof past it. The script
+waits at most ``start_wait_s`` for a ranker to answer (the first call starts it: a JAX import, ~10 s) and
+gives one request at most ``ask_timeout_s`` in all, so it ends within about ``start_wait_s + ask_timeout_s``
+(60 + 20 s by default; at most ``MAX_TOTAL_S`` = 100 s), leaving room for Python's own start on a loaded
+machine: a slow ranker makes it print nothing, never makes the engine give up.
 """
 
 from __future__ import annotations
@@ -28,7 +35,10 @@ import threading
 import time
 from pathlib import Path
 
-from quietrl.core.errors import UserError
+from quietrl.core.errors import ConfigError, UserError
+
+# the script's worst case (start_wait_s + ask_timeout_s) stays this far below the engine's 120 s oracle timeout
+MAX_TOTAL_S = 100.0
 
 SCRIPT = r'''#!{python}
 # quietrl proofsearch oracle (generated; standard library only). Forwards Tamarin's goal list to a local
@@ -40,15 +50,28 @@ PORT_FILE = os.path.join(HERE, "ranker.port")
 LOCK_FILE = os.path.join(HERE, "ranker.lock")
 PYTHON = {python!r}
 PYTHONPATH = {pythonpath!r}
+# Time limits. The engine kills an oracle call after 120 s (Oracle.timeout_s) and then aborts the proof, so
+# this script must give up well before: new requests are tried for START_WAIT_S (the first call starts the
+# ranker), and one request gets ASK_TIMEOUT_S in all; the script ends within START_WAIT_S + ASK_TIMEOUT_S
+# (<= 100 s, checked at export) plus Python's start.
 START_WAIT_S = {start_wait_s!r}
+ASK_TIMEOUT_S = {ask_timeout_s!r}
 IDLE_S = {idle_s!r}
 
 
-def ask(port, payload):
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+def ask(port, payload, until):
+    """The ranker's order, or an exception; gives up at time.time() == until (connect, send and receive)."""
+    def left():
+        t = until - time.time()
+        if t <= 0:
+            raise TimeoutError("no answer in time")
+        return t
+    with socket.create_connection(("127.0.0.1", port), timeout=left()) as s:
+        s.settimeout(left())
         s.sendall((json.dumps(payload) + "\n").encode("utf-8"))
         buf = b""
         while not buf.endswith(b"\n"):
+            s.settimeout(left())
             chunk = s.recv(65536)
             if not chunk:
                 break
@@ -69,9 +92,12 @@ def start():
         fd = os.open(LOCK_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         os.close(fd)
     except FileExistsError:
-        if time.time() - os.path.getmtime(LOCK_FILE) < START_WAIT_S:
-            return  # another call is starting the ranker
-        os.utime(LOCK_FILE)
+        try:
+            if time.time() - os.path.getmtime(LOCK_FILE) < START_WAIT_S:
+                return  # another call is starting the ranker
+            os.utime(LOCK_FILE)  # a stale lock (that start failed): try again
+        except OSError:
+            return  # the lock went away meanwhile: the next pass starts one
     env = dict(os.environ)
     env["PYTHONPATH"] = PYTHONPATH + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     subprocess.Popen([PYTHON, "-m", "quietrl.proofsearch.oracle_export", "serve", HERE, "--idle", str(IDLE_S)],
@@ -89,17 +115,21 @@ def main():
     if len(goals) < 2:
         return
     payload = {{"lemma": lemma, "goals": goals}}
-    deadline = time.time() + START_WAIT_S
+    t0 = time.time()
+    deadline = t0 + START_WAIT_S          # no new request after this
+    hard = deadline + ASK_TIMEOUT_S       # nor any waiting at all
     started = False
     while True:
         p = port()
         if p is not None:
             try:
-                order = ask(p, payload)
+                order = ask(p, payload, min(time.time() + ASK_TIMEOUT_S, hard))
                 break
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, TypeError):
                 pass
-        if not started:
+        # start a ranker on the first pass, and again if the one that was running has stopped meanwhile (it
+        # removes the lock file when it stops idle; one that failed to start leaves it, so is not retried)
+        if not started or (p is None and not os.path.exists(LOCK_FILE)):
             start()
             started = True
         if time.time() > deadline:
@@ -122,8 +152,21 @@ sys.exit(0)
 '''
 
 
-def export_oracle(learner, directory: str | Path, idle_s: float = 300.0, start_wait_s: float = 120.0) -> Path:
-    """Write the oracle script and the model to ``directory``; the script's path."""
+def export_oracle(learner, directory: str | Path, idle_s: float = 300.0, start_wait_s: float = 60.0,
+                  ask_timeout_s: float = 20.0) -> Path:
+    """Write the oracle script and the model to ``directory``; the script's path.
+
+    ``idle_s``: the ranker process stops after this many seconds without a request. ``start_wait_s``: how
+    long a call waits for a ranker to answer (the first call starts one); ``ask_timeout_s``: the most one
+    request may take. Their sum, the script's worst case, must be at most ``MAX_TOTAL_S`` (100 s), below the
+    engine's 120 s oracle timeout.
+    """
+    for name, v in (("idle_s", idle_s), ("start_wait_s", start_wait_s), ("ask_timeout_s", ask_timeout_s)):
+        if not v > 0:
+            raise ConfigError(f"export_oracle: {name} must be > 0, got {v}")
+    if start_wait_s + ask_timeout_s > MAX_TOTAL_S:
+        raise ConfigError(f"export_oracle: start_wait_s + ask_timeout_s = {start_wait_s + ask_timeout_s:g} s "
+                          f"exceeds {MAX_TOTAL_S:g} s; the engine aborts an oracle call after 120 s")
     from flax import serialization
 
     from quietrl.core.config import to_dict
@@ -139,9 +182,9 @@ def export_oracle(learner, directory: str | Path, idle_s: float = 300.0, start_w
     pkg_root = str(Path(__file__).resolve().parents[2])  # the directory holding the quietrl package
     script = d / "oracle"
     atomic_write_text(script, SCRIPT.format(python=sys.executable, pythonpath=pkg_root, idle_s=float(idle_s),
-                                            start_wait_s=float(start_wait_s)))
+                                            start_wait_s=float(start_wait_s), ask_timeout_s=float(ask_timeout_s)))
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    for stale in ("ranker.port", "ranker.lock"):
+    for stale in ("ranker.port", "ranker.pid", "ranker.lock"):
         (d / stale).unlink(missing_ok=True)
     return script
 
@@ -187,6 +230,8 @@ def serve(directory: str | Path, idle_s: float = 300.0) -> None:
     lock = threading.Lock()
 
     class Handler(socketserver.StreamRequestHandler):
+        timeout = 30  # seconds per read or write: a stalled client does not hold a thread for ever
+
         def handle(self) -> None:
             last[0] = time.monotonic()
             try:
@@ -204,18 +249,29 @@ def serve(directory: str | Path, idle_s: float = 300.0) -> None:
         allow_reuse_address = True
 
     with Server(("127.0.0.1", 0), Handler) as srv:
-        port_file = d / "ranker.port"
-        tmp = d / f"ranker.port.{os.getpid()}"
-        tmp.write_text(str(srv.server_address[1]))
-        os.replace(tmp, port_file)
+        port_file, pid_file = d / "ranker.port", d / "ranker.pid"
+        for path, text in ((pid_file, str(os.getpid())), (port_file, str(srv.server_address[1]))):
+            tmp = path.with_name(f"{path.name}.{os.getpid()}")
+            tmp.write_text(text)
+            os.replace(tmp, path)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         try:
             while time.monotonic() - last[0] < idle_s:
                 time.sleep(min(0.5, idle_s / 4))
         finally:
+            _unlink_if(port_file, str(srv.server_address[1]))  # first: no new caller finds a closing port
             srv.shutdown()
-            port_file.unlink(missing_ok=True)
-            (d / "ranker.lock").unlink(missing_ok=True)
+            _unlink_if(pid_file, str(os.getpid()))
+            (d / "ranker.lock").unlink(missing_ok=True)  # last: a later call may start a new ranker
+
+
+def _unlink_if(path: Path, text: str) -> None:
+    """Remove ``path`` if it still holds ``text`` (not a file that another ranker process wrote since)."""
+    try:
+        if path.read_text().strip() == text:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def start_ranker(directory: str | Path, idle_s: float = 300.0, wait_s: float = 300.0) -> subprocess.Popen:

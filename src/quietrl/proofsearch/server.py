@@ -9,8 +9,8 @@ Routes (JSON bodies and answers; spec section 14, after the authors' ``initialcs
 ``POST /apply``    ``{"theory", "key" | "state", "method": index | text}`` -> ``{"cases": [...]}``; an empty
                    list closes the branch; each case has ``name``, ``outcome`` (closed/trace/dead/open),
                    ``key``, ``state`` (canonical JSON), ``methods``
-``POST /search``   ``{"theory", "lemma", "simulations", "max_executions", "seed"}`` -> an MCTS result with its
-                   checked proof script
+``POST /search``   ``{"theory", "lemma", "simulations", "max_executions", "searches", "seed"}`` -> an MCTS result
+                   with its checked proof script and the ``simulations``, ``executions`` and ``searches`` it used
 ``POST /check``    ``{"theory", "lemma", "script"}`` -> ``{"ok", "problems", "steps"}``
 
 A state is referred to by the ``key`` the server returned (it keeps the last ``max_states`` states) or by
@@ -20,8 +20,18 @@ state of another theory).
 Safety: the server binds 127.0.0.1 unless told otherwise; any other bind needs a shared token, which
 every request must then carry as ``Authorization: Bearer <token>`` (401 without it). Bodies above
 ``max_body`` bytes get 413; search budgets above the server's caps get 422. Errors are JSON
-``{"error": "..."}`` with a 4xx status (400 malformed JSON, 404 unknown route or theory, 422 bad
-values); an exception inside a handler never stops the server (500 with a JSON message).
+``{"error": "..."}`` with a 4xx status (400 a malformed request: not JSON, not an object, a required field
+missing; 404 unknown route or theory; 422 a field of the wrong type or out of range, an unknown lemma or
+state); an exception inside a handler never stops the server (500 with a JSON message).
+
+What one ``/search`` request may cost (the bound is on the whole request, not on each of its searches):
+``simulations`` is the first search's simulation count and search n runs up to
+``round(simulations * growth ** (n - 1))`` (``MCTSConfig.growth``, 1.5) for n = 1..``searches`` (at most
+``MCTSConfig.searches``, 4); the sum of that schedule must be at most ``ServerConfig.max_simulations``
+(60 with 4 searches is 60 + 90 + 135 + 203 = 488). Engine method executions during the search (the step
+cache's misses, over all searches) are at most ``max_executions``, itself at most
+``ServerConfig.max_executions``: a step past it is refused, even inside a simulation. Besides these, each
+proof found (at most one per search) is replayed once to extract it and once to check it.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Hashable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -48,9 +59,11 @@ from quietrl.proofsearch.env import (
     state_to_json,
     step,
 )
+from quietrl.proofsearch.mcts import MCTSConfig, StepCache, search_lemma
 from quietrl.proofsearch.types import Theory
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+MAX_SEED = 2 ** 63 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,8 +74,8 @@ class ServerConfig:
     port: int = 0                   # 0: the OS picks a free port
     token: str | None = None        # required for any non-local bind
     max_body: int = 1 << 20         # bytes per request body
-    max_simulations: int = 2000     # per /search request
-    max_executions: int = 2000      # engine method executions per /search request
+    max_simulations: int = 2000     # per /search request: the sum over all its searches
+    max_executions: int = 2000      # engine method executions per /search request, all searches
     max_states: int = 20000         # states kept for key references
 
     def __post_init__(self) -> None:
@@ -82,6 +95,41 @@ class HTTPError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
+
+
+def simulation_schedule(cfg: MCTSConfig) -> list[int]:
+    """The most simulations each search of :func:`~quietrl.proofsearch.mcts.search_lemma` runs with ``cfg``
+    (the same formula: the first search ``cfg.simulations``, each further one ``cfg.growth`` times more)."""
+    return [int(round(cfg.simulations * cfg.growth ** (n - 1))) for n in range(1, cfg.searches + 1)]
+
+
+def largest_first_search(cfg: MCTSConfig, cap: int) -> int:
+    """The largest first-search simulation count whose schedule with ``cfg``'s growth and searches sums to at
+    most ``cap`` (0 if even 1 does not fit)."""
+    lo, hi = 0, cap  # the sum is at least the first search's count, and grows with it
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(simulation_schedule(dataclasses.replace(cfg, simulations=mid))) <= cap:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+class _CappedCache(StepCache):
+    """A step cache that refuses new engine executions once ``cap`` are done (the refused method counts as
+    failed). MCTS checks its execution budget only between simulations, and one simulation can execute
+    several methods; with this cache a request never executes more than its budget."""
+
+    def __init__(self, cap: int):
+        super().__init__()
+        self.cap = cap
+
+    def step(self, problem, key: Hashable, state, method):
+        # a step already in the cache costs nothing and is still answered (StepCache's own key)
+        if self.executions >= self.cap and (key, method.text()) not in self.results:
+            raise MethodFailed("this request's execution budget is spent")
+        return super().step(problem, key, state, method)
 
 
 class _Backend:
@@ -150,7 +198,7 @@ class _Backend:
         offered = legal_methods(st)
         sel = body.get("method")
         if isinstance(sel, bool) or not isinstance(sel, (int, str)):
-            raise HTTPError(400, "'method' must be an index or a method text")
+            raise HTTPError(422 if "method" in body else 400, "'method' must be an index or a method text")
         if isinstance(sel, int):
             if not 0 <= sel < len(offered):
                 raise HTTPError(422, f"method index {sel} out of range: {len(offered)} methods are offered")
@@ -168,22 +216,26 @@ class _Backend:
                           for c in cases]}
 
     def search(self, body: dict) -> dict:
-        from quietrl.proofsearch.mcts import MCTSConfig, search_lemma
-
         theory = self.theory(body)
         lemma = _field(body, "lemma", str)
         find_lemma(theory, lemma)
-        sims = _field(body, "simulations", int, 60)
-        execs = _field(body, "max_executions", int, 400)
-        seed = _field(body, "seed", int, 0)
-        if not 1 <= sims <= self.cfg.max_simulations:
-            raise HTTPError(422, f"simulations={sims} outside 1..{self.cfg.max_simulations} (this server's cap)")
-        if not 1 <= execs <= self.cfg.max_executions:
-            raise HTTPError(422, f"max_executions={execs} outside 1..{self.cfg.max_executions} (this server's cap)")
-        r = search_lemma(theory, lemma, MCTSConfig(simulations=sims, max_executions=execs), seed=seed)
+        base = MCTSConfig()
+        cap = self.cfg.max_simulations
+        sims = _int_field(body, "simulations", 60, 1, cap, "this server's cap")
+        execs = _int_field(body, "max_executions", 400, 1, self.cfg.max_executions, "this server's cap")
+        searches = _int_field(body, "searches", base.searches, 1, base.searches)
+        seed = _int_field(body, "seed", 0, 0, MAX_SEED)
+        cfg = dataclasses.replace(base, simulations=sims, max_executions=execs, searches=searches)
+        schedule = simulation_schedule(cfg)
+        if sum(schedule) > cap:
+            raise HTTPError(422, f"simulations={sims} over {searches} searches (growth {cfg.growth:g}) may run "
+                                 f"{' + '.join(map(str, schedule))} = {sum(schedule)} simulations, above this "
+                                 f"server's cap of {cap} per request: ask for simulations <= "
+                                 f"{largest_first_search(cfg, cap)} or fewer searches")
+        r = search_lemma(theory, lemma, cfg, seed=seed, cache=_CappedCache(execs))
         return {"lemma": lemma, "verdict": r.verdict, "size": r.size, "script": r.script(),
                 "executions": r.executions, "executions_to_first_proof": r.executions_to_first_proof,
-                "wall_s": r.wall_s}
+                "simulations": r.simulations, "searches": r.searches, "wall_s": r.wall_s}
 
     def check(self, body: dict) -> dict:
         from quietrl.proofsearch.proofcheck import check_script
@@ -195,13 +247,23 @@ class _Backend:
 
 
 def _field(body: dict, name: str, typ: type, default: Any = ...) -> Any:
+    """``body[name]`` (400 if missing without a default; 422 if not a ``typ``)."""
     if name not in body:
         if default is ...:
             raise HTTPError(400, f"request needs field {name!r}")
         return default
     v = body[name]
     if typ is int and isinstance(v, bool) or not isinstance(v, typ):
-        raise HTTPError(400, f"field {name!r} must be {typ.__name__}")
+        raise HTTPError(422, f"field {name!r} must be {'an integer' if typ is int else 'a ' + typ.__name__}, "
+                             f"got {type(v).__name__}")
+    return v
+
+
+def _int_field(body: dict, name: str, default: int, lo: int, hi: int, why: str = "") -> int:
+    """An integer field in ``lo..hi`` (422 otherwise: a float, a bool or a string is not an integer)."""
+    v = _field(body, name, int, default)
+    if not lo <= v <= hi:
+        raise HTTPError(422, f"{name}={v} outside {lo}..{hi}" + (f" ({why})" if why else ""))
     return v
 
 
@@ -213,6 +275,7 @@ def _handler(backend: _Backend):
     class Handler(BaseHTTPRequestHandler):
         server_version = "quietrl-proofsearch/1"
         protocol_version = "HTTP/1.1"
+        timeout = 60  # seconds per socket read or write: a client that stalls mid-request cannot hold a thread
 
         def log_message(self, format, *args):  # noqa: A002 - quiet: tests and sweeps call it a lot
             return
@@ -250,7 +313,14 @@ def _handler(backend: _Backend):
             if n > cfg.max_body:
                 self.close_connection = True  # the body is not read: drop the connection after answering
                 return self._send(413, {"error": f"request body of {n} bytes exceeds {cfg.max_body}"})
-            raw = self.rfile.read(n)
+            try:
+                raw = self.rfile.read(n)
+            except OSError:  # the client stalled or went away before sending the whole body
+                self.close_connection = True
+                return None
+            if len(raw) < n:
+                self.close_connection = True
+                return self._send(400, {"error": f"request body ended after {len(raw)} of {n} bytes"})
             if not self._authorised():
                 return self._send(401, {"error": "missing or wrong token (Authorization: Bearer <token>)"})
             route = routes.get(self.path)
@@ -258,8 +328,8 @@ def _handler(backend: _Backend):
                 return self._send(404, {"error": f"unknown route POST {self.path}"})
             try:
                 body = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                return self._send(400, {"error": f"malformed JSON body: {e}"})
+            except (ValueError, RecursionError) as e:  # bad UTF-8 or JSON, a huge integer, deep nesting
+                return self._send(400, {"error": f"malformed JSON body: {type(e).__name__}: {e}"})
             if not isinstance(body, dict):
                 return self._send(400, {"error": "the JSON body must be an object"})
             try:
@@ -349,9 +419,12 @@ class ProofClient:
         return self._call("/apply", {"theory": theory, "key": key, "method": method})["cases"]
 
     def search(self, theory: str, lemma: str, simulations: int = 60, max_executions: int = 400,
-               seed: int = 0) -> dict:
-        return self._call("/search", {"theory": theory, "lemma": lemma, "simulations": simulations,
-                                      "max_executions": max_executions, "seed": seed})
+               seed: int = 0, searches: int | None = None) -> dict:
+        body = {"theory": theory, "lemma": lemma, "simulations": simulations, "max_executions": max_executions,
+                "seed": seed}
+        if searches is not None:
+            body["searches"] = searches
+        return self._call("/search", body)
 
     def check(self, theory: str, lemma: str, script: str) -> dict:
         return self._call("/check", {"theory": theory, "lemma": lemma, "script": script})
