@@ -68,6 +68,19 @@ def test_policy_head_on_variable_method_counts(net):
         assert np.isfinite(np.asarray(lk[0, :k])).all() and int((np.asarray(lk[0]) > -1e8).sum()) == k
 
 
+def test_methods_past_the_encoder_cap_are_ranked_last_in_engine_order():
+    """The encoder sees at most max_methods methods: the rest get logits below every encoded one, decreasing in
+    the engine's order, and the encoded ones score as they would alone."""
+    learner = Learner(NetConfig(max_methods=4), ExpertConfig())
+    logits, value = learner.predict_texts(GOALS)
+    head, head_value = learner.predict_texts(GOALS[:4])
+    assert logits.shape == (6,) and np.isfinite(logits).all()
+    np.testing.assert_allclose(logits[:4], head, rtol=1e-5, atol=1e-6)
+    assert value == pytest.approx(head_value, abs=1e-6)
+    assert logits[4] < logits[:4].min() and logits[5] < logits[4]
+    assert list(np.argsort(-logits)[4:]) == [4, 5]
+
+
 def _ex(i: int) -> Example:
     return Example(np.full((8, 48), i % 50 + 100, np.int32), np.ones(8, bool), i % 3, -float(i % 5))
 
