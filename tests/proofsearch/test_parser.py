@@ -319,6 +319,11 @@ def test_unbound_variable_in_lemma():
         "m.spthy:5:41: lemma l: unbound temporal variable #j"
 
 
+def test_message_variable_where_a_temporal_one_is_expected():
+    assert _err(BASE + 'lemma l: "All x k #i. Got(x, k) @ i ==> x < i"\nend') == \
+        "m.spthy:5:41: lemma l: x is a message variable, where a temporal variable is expected"
+
+
 def test_expected_a_fact_before_at():
     assert _err(BASE + 'lemma l: "All x k #i. <x, k> @ i ==> F"\nend') == \
         "m.spthy:5:23: lemma l: expected a fact before '@'"

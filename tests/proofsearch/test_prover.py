@@ -141,17 +141,19 @@ def test_empty_trace_satisfies(protocols):
 def test_never_a_wrong_verdict_on_the_fast_subset(protocols):
     rows = list(csv.DictReader(open(protocols / "reference_results.tsv", encoding="utf-8"), delimiter="\t"))
     want = {(row["theory"], row["lemma"]): row["result"] for row in rows}
-    settled = 0
+    settled = incomplete = 0
     for theory in ["Tutorial.spthy", "classic/NSPK3.spthy", "loops/Minimal_Loop_Example.spthy",
                    "loops/Minimal_Create_Use_Destroy.spthy", "loops/Minimal_Crypto_API.spthy",
                    "loops/Minimal_KeyRenegotiation.spthy"]:
         th = parse_file(protocols / theory)
         for r in prove_all(th, max_steps=8):
             if r.verdict == INCOMPLETE:
+                incomplete += 1
                 continue
             settled += 1
             assert r.verdict == want[(theory, r.lemma)], (theory, r.lemma, r.verdict)
-    assert settled >= 1
+    # 8 steps settle most of these lemmas (13 of 19 today) and cut the rest short: both paths are exercised
+    assert settled >= 10 and incomplete >= 3
 
 
 # ---------------------------------------------------------------- our example models

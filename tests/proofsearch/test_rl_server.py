@@ -124,11 +124,16 @@ def test_bad_requests_get_4xx_and_the_server_survives(server):
 def test_token_required_for_remote_binds_and_checked(theories):
     with pytest.raises(ConfigError, match="token"):
         ServerConfig(host="0.0.0.0")
-    with ProofServer(theories, ServerConfig(token="s3cret-token")) as srv:
+    with ProofServer(theories, ServerConfig(token="s3cret-token", max_body=4096)) as srv:
         got, msg = _raw(srv.url, "/initial", json.dumps({"theory": "client_server", "lemma": "key_secret"}).encode())
         assert got == 401 and "token" in msg["error"]
         got, _ = _raw(srv.url, "/initial", b"{}", {"Authorization": "Bearer wrong-token"})
         assert got == 401
+        # the token is checked before the body is sized or read: a stranger's oversized request learns no limit
+        got, msg = _raw(srv.url, "/initial", b"x" * 5000)  # small enough to sit in the socket buffers
+        assert got == 401 and "token" in msg["error"]
+        got, msg = _raw(srv.url, "/initial", b"x" * 5000, {"Authorization": "Bearer s3cret-token"})
+        assert got == 413
         with pytest.raises(RemoteError) as e:
             ProofClient(srv.url).health()
         assert e.value.status == 401

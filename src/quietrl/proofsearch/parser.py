@@ -512,6 +512,9 @@ class _Checker:
             v = scope.get((t.name, t.idx, Sort.NODE))
             if v is not None:
                 return v
+            if t.sort is Sort.MSG and (t.name, t.idx, Sort.MSG) in scope:  # `x < i` with x a message variable
+                raise self.ctx.error(pos, f"{where}: {t.name} is a message variable, where a temporal variable "
+                                          "is expected")
             raise self.ctx.error(pos, f"{where}: unbound temporal variable #{t.name}")
         raise self.ctx.error(pos, f"{where}: expected a temporal variable, found {self.show(t)}")
 

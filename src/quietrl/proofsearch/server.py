@@ -310,8 +310,11 @@ def _handler(backend: _Backend):
             if n < 0:
                 self.close_connection = True
                 return self._send(411, {"error": "Content-Length required"})
-            if n > cfg.max_body:
+            if not self._authorised():  # before the body is read or sized: a stranger learns no limits
                 self.close_connection = True  # the body is not read: drop the connection after answering
+                return self._send(401, {"error": "missing or wrong token (Authorization: Bearer <token>)"})
+            if n > cfg.max_body:
+                self.close_connection = True
                 return self._send(413, {"error": f"request body of {n} bytes exceeds {cfg.max_body}"})
             try:
                 raw = self.rfile.read(n)
@@ -321,8 +324,6 @@ def _handler(backend: _Backend):
             if len(raw) < n:
                 self.close_connection = True
                 return self._send(400, {"error": f"request body ended after {len(raw)} of {n} bytes"})
-            if not self._authorised():
-                return self._send(401, {"error": "missing or wrong token (Authorization: Bearer <token>)"})
             route = routes.get(self.path)
             if route is None:
                 return self._send(404, {"error": f"unknown route POST {self.path}"})
