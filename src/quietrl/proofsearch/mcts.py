@@ -196,6 +196,10 @@ class MCTSConfig:
     continue_after_proof: bool = False  # keep exploring unsettled alternatives once the root is proved
     workers: int = 1                # searches run one after another on CPU
 
+    def search_simulations(self, n: int) -> int:
+        """The simulations of search ``n`` (1-based) of :func:`search_lemma`: ``simulations · growth^(n−1)``."""
+        return int(round(self.simulations * self.growth ** (n - 1)))
+
     def __post_init__(self) -> None:
         for name in ("simulations", "searches", "proofs", "max_executions", "expand_top_n", "workers"):
             if getattr(self, name) < 1:
@@ -266,16 +270,21 @@ class EngineProblem:
 
 
 class StepCache:
-    """Engine results by (state key, method text), shared by the searches of one lemma."""
+    """Engine results by (state key, method text), shared by the searches of one lemma. With ``cap``, a step
+    not in the cache once ``cap`` executions are done fails (uncached) instead of executing: a hard bound,
+    where the search itself checks its budget only between simulations."""
 
-    def __init__(self) -> None:
+    def __init__(self, cap: int | None = None) -> None:
         self.results: dict[tuple[Hashable, str], list[Case] | str] = {}
         self.executions = 0
+        self.cap = cap
 
     def step(self, problem: Problem, key: Hashable, state, method) -> list[Case]:
         k = (key, method.text())
         hit = self.results.get(k)
         if hit is None:
+            if self.cap is not None and self.executions >= self.cap:
+                raise MethodFailed("the execution budget is spent")
             self.executions += 1
             try:
                 hit = problem.step(state, method)
@@ -869,7 +878,7 @@ def search_lemma(theory: Theory, lemma_name: str, cfg: MCTSConfig = MCTSConfig()
                       and n_search >= cfg.scout_fpu_from, depth_cap=4 * 2 ** (n_search - 1),
                       scout_net=cfg.scout_net_from is not None and n_search >= cfg.scout_net_from
                       and (n_search - cfg.scout_net_from) % cfg.scout_net_every == 0)
-        sims += tree.run(int(round(cfg.simulations * cfg.growth ** (n_search - 1))), budget_left)
+        sims += tree.run(cfg.search_simulations(n_search), budget_left)
         if tree.root.proved:
             proof = extract(tree.root, problem)
             if proof is not None:

@@ -43,7 +43,6 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Hashable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -99,8 +98,8 @@ class HTTPError(Exception):
 
 def simulation_schedule(cfg: MCTSConfig) -> list[int]:
     """The most simulations each search of :func:`~quietrl.proofsearch.mcts.search_lemma` runs with ``cfg``
-    (the same formula: the first search ``cfg.simulations``, each further one ``cfg.growth`` times more)."""
-    return [int(round(cfg.simulations * cfg.growth ** (n - 1))) for n in range(1, cfg.searches + 1)]
+    (:meth:`~quietrl.proofsearch.mcts.MCTSConfig.search_simulations`)."""
+    return [cfg.search_simulations(n) for n in range(1, cfg.searches + 1)]
 
 
 def largest_first_search(cfg: MCTSConfig, cap: int) -> int:
@@ -114,22 +113,6 @@ def largest_first_search(cfg: MCTSConfig, cap: int) -> int:
         else:
             hi = mid - 1
     return lo
-
-
-class _CappedCache(StepCache):
-    """A step cache that refuses new engine executions once ``cap`` are done (the refused method counts as
-    failed). MCTS checks its execution budget only between simulations, and one simulation can execute
-    several methods; with this cache a request never executes more than its budget."""
-
-    def __init__(self, cap: int):
-        super().__init__()
-        self.cap = cap
-
-    def step(self, problem, key: Hashable, state, method):
-        # a step already in the cache costs nothing and is still answered (StepCache's own key)
-        if self.executions >= self.cap and (key, method.text()) not in self.results:
-            raise MethodFailed("this request's execution budget is spent")
-        return super().step(problem, key, state, method)
 
 
 class _Backend:
@@ -232,7 +215,7 @@ class _Backend:
                                  f"{' + '.join(map(str, schedule))} = {sum(schedule)} simulations, above this "
                                  f"server's cap of {cap} per request: ask for simulations <= "
                                  f"{largest_first_search(cfg, cap)} or fewer searches")
-        r = search_lemma(theory, lemma, cfg, seed=seed, cache=_CappedCache(execs))
+        r = search_lemma(theory, lemma, cfg, seed=seed, cache=StepCache(cap=execs))
         return {"lemma": lemma, "verdict": r.verdict, "size": r.size, "script": r.script(),
                 "executions": r.executions, "executions_to_first_proof": r.executions_to_first_proof,
                 "simulations": r.simulations, "searches": r.searches, "wall_s": r.wall_s}
